@@ -5,6 +5,8 @@ package lifecycle
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -111,4 +113,32 @@ func settledMessage(phase v1alpha1.PaymentPhase, reported *psp.Payment) string {
 		return "The PSP failed the payment"
 	}
 	return fmt.Sprintf("The PSP declined the payment: %s: %s", reported.FailureCode, reported.FailureMessage)
+}
+
+// Describe fills the status fields that follow from the spec alone: the
+// phase Pending for a new payment, the idempotency key and the amount for
+// display. Every status write calls it, so the first write, whichever path
+// makes it, shows them.
+func Describe(payment *v1alpha1.Payment) {
+	if payment.Status.Phase == "" {
+		payment.Status.Phase = v1alpha1.PaymentPending
+	}
+	payment.Status.IdempotencyKey = payment.IdempotencyKey()
+	payment.Status.DisplayAmount = v1alpha1.FormatAmount(payment.Spec.Amount, payment.Spec.Currency)
+}
+
+// SchedulePoll sets status.nextPollAt to now plus interval plus a random
+// jitter of up to a tenth of interval, so that payments created together are
+// not polled together. A terminal payment is never polled again.
+func SchedulePoll(status *v1alpha1.PaymentStatus, interval time.Duration, now time.Time) {
+	if status.Phase.IsTerminal() {
+		status.NextPollAt = nil
+		return
+	}
+	jitter := time.Duration(0)
+	if tenth := int64(interval / 10); tenth > 0 {
+		jitter = time.Duration(rand.Int64N(tenth))
+	}
+	next := metav1.NewTime(now.Add(interval + jitter).Truncate(time.Second))
+	status.NextPollAt = &next
 }

@@ -1,0 +1,134 @@
+// Command manager runs payment-operator: the Payment and PaymentProvider
+// controllers (on the leader) and the PSP callback server (on every replica),
+// with metrics and health probes.
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/payment-operator/payment-operator/api/v1alpha1"
+	"github.com/payment-operator/payment-operator/controllers"
+	"github.com/payment-operator/payment-operator/internal/providers"
+	"github.com/payment-operator/payment-operator/webhookserver"
+)
+
+func main() {
+	var (
+		metricsAddr, probeAddr, callbackAddr string
+		leaderElect                          bool
+		leaderElectionNamespace              string
+		pspTimeout, backoffBase, backoffMax  time.Duration
+		concurrency                          int
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	flag.StringVar(&callbackAddr, "callback-bind-address", ":9443", "Address of the PSP callback server (POST /hooks/{namespace}/{provider}).")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica runs the controllers; every replica serves callbacks.")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; empty means the namespace the manager runs in.")
+	flag.DurationVar(&pspTimeout, "psp-timeout", 10*time.Second, "Timeout of each call to a PSP.")
+	flag.DurationVar(&backoffBase, "retry-backoff-base", time.Second, "First delay before retrying a payment after a transient failure; it doubles per failure.")
+	flag.DurationVar(&backoffMax, "retry-backoff-max", 5*time.Minute, "Longest delay between retries of a payment after transient failures.")
+	flag.IntVar(&concurrency, "max-concurrent-reconciles", 4, "Payments reconciled at once.")
+	zapOptions := zap.Options{}
+	zapOptions.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions)))
+	logger := ctrl.Log.WithName("setup")
+
+	if err := run(options{
+		metricsAddr: metricsAddr, probeAddr: probeAddr, callbackAddr: callbackAddr,
+		leaderElect: leaderElect, leaderElectionNamespace: leaderElectionNamespace,
+		pspTimeout: pspTimeout, backoffBase: backoffBase, backoffMax: backoffMax, concurrency: concurrency,
+	}); err != nil {
+		logger.Error(err, "manager stopped")
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	metricsAddr, probeAddr, callbackAddr string
+	leaderElect                          bool
+	leaderElectionNamespace              string
+	pspTimeout, backoffBase, backoffMax  time.Duration
+	concurrency                          int
+}
+
+func run(opts options) error {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: opts.metricsAddr},
+		HealthProbeBindAddress:        opts.probeAddr,
+		LeaderElection:                opts.leaderElect,
+		LeaderElectionID:              "payment-operator.paymentoperator.dev",
+		LeaderElectionNamespace:       opts.leaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return err
+	}
+
+	ctx := ctrl.SetupSignalHandler()
+	registry := &providers.Registry{Reader: mgr.GetAPIReader(), Timeout: opts.pspTimeout}
+	controllerOptions := controller.Options{
+		MaxConcurrentReconciles: opts.concurrency,
+		RateLimiter:             controllers.NewBackoff(opts.backoffBase, opts.backoffMax),
+	}
+	payments := &controllers.PaymentReconciler{
+		Client:     mgr.GetClient(),
+		Recorder:   mgr.GetEventRecorder("payment-controller"),
+		Providers:  registry,
+		PSPTimeout: opts.pspTimeout,
+	}
+	if err := payments.SetupWithManager(mgr, controllerOptions); err != nil {
+		return err
+	}
+	paymentProviders := &controllers.PaymentProviderReconciler{
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   mgr.GetEventRecorder("paymentprovider-controller"),
+		Providers:  registry,
+		PSPTimeout: opts.pspTimeout,
+	}
+	if err := paymentProviders.SetupWithManager(mgr, controller.Options{RateLimiter: controllers.NewBackoff(opts.backoffBase, opts.backoffMax)}); err != nil {
+		return err
+	}
+
+	if err := webhookserver.SetupIndexes(context.Background(), mgr); err != nil {
+		return err
+	}
+	callbacks := &webhookserver.Server{
+		Addr:      opts.callbackAddr,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("payment-callbacks"),
+		Log:       ctrl.Log.WithName("callbacks"),
+	}
+	if err := mgr.Add(callbacks); err != nil {
+		return err
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	ctrl.Log.WithName("setup").Info("starting manager", "leaderElection", opts.leaderElect, "callbacks", opts.callbackAddr)
+	return mgr.Start(ctx)
+}

@@ -1,0 +1,387 @@
+// Package controllers holds the reconcilers of payment-operator: the Payment
+// controller submits payments and polls unresolved ones, the
+// PaymentProvider controller checks credentials and registers the callback
+// URL with the PSP.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/payment-operator/payment-operator/api/v1alpha1"
+	"github.com/payment-operator/payment-operator/internal/lifecycle"
+	"github.com/payment-operator/payment-operator/internal/providers"
+	"github.com/payment-operator/payment-operator/psp"
+)
+
+// ProviderRefIndex is the field index of Payments by spec.providerRef.name.
+const ProviderRefIndex = "spec.providerRef.name"
+
+// Event reasons that the Payment controller records.
+const (
+	ReasonSubmitted           = "Submitted"
+	ReasonSettled             = "Settled"
+	ReasonFailed              = "Failed"
+	ReasonCanceled            = "Canceled"
+	ReasonRequiresAction      = "RequiresAction"
+	ReasonRejected            = "Rejected"
+	ReasonChangeFoundByPoll   = "ChangeFoundByPoll"
+	ReasonProviderUnreachable = "ProviderUnreachable"
+	ReasonProviderNotFound    = "ProviderNotFound"
+	ReasonProviderNotUsable   = "ProviderNotUsable"
+)
+
+// PaymentReconciler submits each Payment to its PSP once and polls it until
+// it reaches a terminal phase.
+type PaymentReconciler struct {
+	client.Client
+	Recorder  events.EventRecorder
+	Providers *providers.Registry
+	// PSPTimeout bounds each call to a PSP.
+	PSPTimeout time.Duration
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=payments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=payments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=paymentproviders,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile moves one Payment forward: it waits for its provider, submits it
+// once, then polls the PSP whenever status.nextPollAt comes.
+func (r *PaymentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	payment := &v1alpha1.Payment{}
+	if err := r.Get(ctx, req.NamespacedName, payment); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+
+	// A terminal payment never changes again, so it costs nothing more.
+	if payment.Status.Phase.IsTerminal() || !payment.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+
+	// Without a usable provider the payment waits in Pending; the provider
+	// watch brings it back when the provider appears or changes.
+	provider, pspClient, result, err := r.provider(ctx, payment)
+	if provider == nil || pspClient == nil {
+		return result, err
+	}
+
+	if payment.Status.ProviderPaymentID == "" {
+		return r.submit(ctx, payment, provider, pspClient)
+	}
+	return r.poll(ctx, payment, provider, pspClient)
+}
+
+// provider returns the Payment's PaymentProvider and its PSP client. When
+// either is missing it records why in the Submitted condition and returns
+// nil with the result to return from Reconcile.
+func (r *PaymentReconciler) provider(ctx context.Context, payment *v1alpha1.Payment) (*v1alpha1.PaymentProvider, *providers.Client, ctrl.Result, error) {
+	provider := &v1alpha1.PaymentProvider{}
+	key := types.NamespacedName{Namespace: payment.Namespace, Name: payment.Spec.ProviderRef.Name}
+	if err := r.Get(ctx, key, provider); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return nil, nil, ctrl.Result{}, err
+		}
+		message := fmt.Sprintf("PaymentProvider %s not found in namespace %s; the payment is submitted when it exists", key.Name, key.Namespace)
+		return nil, nil, ctrl.Result{}, r.hold(ctx, payment, ReasonProviderNotFound, message)
+	}
+
+	pspClient, err := r.Providers.Client(ctx, provider)
+	if err != nil {
+		message := fmt.Sprintf("PaymentProvider %s cannot be used: %v", key.Name, err)
+		if holdErr := r.hold(ctx, payment, ReasonProviderNotUsable, message); holdErr != nil {
+			return nil, nil, ctrl.Result{}, holdErr
+		}
+		// Secrets are not watched, so look again after a while.
+		return provider, nil, ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+	}
+	return provider, pspClient, ctrl.Result{}, nil
+}
+
+// hold keeps a payment Pending with the reason in its Submitted condition,
+// writing status and recording an Event only when the reason is new.
+func (r *PaymentReconciler) hold(ctx context.Context, payment *v1alpha1.Payment, reason, message string) error {
+	base := payment.DeepCopy()
+	lifecycle.Describe(payment)
+	meta.SetStatusCondition(&payment.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionSubmitted, Status: metav1.ConditionFalse,
+		Reason: reason, Message: message, ObservedGeneration: payment.Generation,
+	})
+	if cond := meta.FindStatusCondition(base.Status.Conditions, v1alpha1.ConditionSubmitted); cond == nil || cond.Reason != reason {
+		r.Recorder.Eventf(payment, nil, corev1.EventTypeWarning, reason, "Submit", message)
+	}
+	return r.writeStatus(ctx, base, payment)
+}
+
+// submit creates the payment at the PSP with its idempotency key, so a retry
+// after any failure returns the same PSP payment instead of a second charge.
+func (r *PaymentReconciler) submit(ctx context.Context, payment *v1alpha1.Payment, provider *v1alpha1.PaymentProvider, pspClient *providers.Client) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	if wait := reserve(pspClient); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+
+	callCtx, cancel := context.WithTimeout(ctx, r.PSPTimeout)
+	defer cancel()
+	created, err := pspClient.CreatePayment(callCtx, psp.CreateRequest{
+		IdempotencyKey: payment.IdempotencyKey(),
+		Amount:         payment.Spec.Amount,
+		Currency:       payment.Spec.Currency,
+		PaymentMethod:  payment.Spec.PaymentMethod,
+		Description:    payment.Spec.Description,
+		Metadata: map[string]string{
+			psp.MetadataNamespace: payment.Namespace,
+			psp.MetadataName:      payment.Name,
+			psp.MetadataUID:       string(payment.UID),
+		},
+	})
+	if err != nil {
+		return r.pspFailed(ctx, payment, "Submit", err)
+	}
+
+	base := payment.DeepCopy()
+	now := r.now()
+	if _, err := lifecycle.Advance(&payment.Status, created, payment.Generation, metav1.NewTime(now)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("recording the PSP's answer to the create: %w", err)
+	}
+	lifecycle.Describe(payment)
+	lifecycle.SchedulePoll(&payment.Status, providers.PollInterval(provider), now)
+	markReachable(payment)
+	if err := r.writeStatus(ctx, base, payment); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	logger.Info("payment submitted", "providerPaymentID", created.ID, "phase", payment.Status.Phase)
+	r.Recorder.Eventf(payment, nil, corev1.EventTypeNormal, ReasonSubmitted, "Submit",
+		"Submitted %s to PaymentProvider %s as %s", payment.Status.DisplayAmount, provider.Name, created.ID)
+	r.recordPhase(payment, base.Status.Phase)
+	return r.nextPoll(payment), nil
+}
+
+// poll asks the PSP for the payment when status.nextPollAt has come, and
+// otherwise waits for it, so a restarted manager does not poll everything at once.
+func (r *PaymentReconciler) poll(ctx context.Context, payment *v1alpha1.Payment, provider *v1alpha1.PaymentProvider, pspClient *providers.Client) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	if next := payment.Status.NextPollAt; next != nil {
+		if wait := next.Sub(r.now()); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+	}
+	if wait := reserve(pspClient); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+
+	callCtx, cancel := context.WithTimeout(ctx, r.PSPTimeout)
+	defer cancel()
+	reported, err := pspClient.GetPayment(callCtx, payment.Status.ProviderPaymentID)
+	if err != nil {
+		return r.pspFailed(ctx, payment, "Poll", err)
+	}
+
+	base := payment.DeepCopy()
+	now := r.now()
+	changed, err := lifecycle.Advance(&payment.Status, reported, payment.Generation, metav1.NewTime(now))
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("applying the polled state: %w", err)
+	}
+	lifecycle.Describe(payment)
+	polledAt := metav1.NewTime(now)
+	payment.Status.LastPolledAt = &polledAt
+	lifecycle.SchedulePoll(&payment.Status, providers.PollInterval(provider), now)
+	markReachable(payment)
+	if err := r.writeStatus(ctx, base, payment); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	if changed {
+		logger.Info("poll found a change that no callback reported", "from", base.Status.Phase, "to", payment.Status.Phase)
+		r.Recorder.Eventf(payment, nil, corev1.EventTypeWarning, ReasonChangeFoundByPoll, "Poll",
+			"Polling found the payment %s at the PSP; its callback did not arrive", reported.Status)
+		r.recordPhase(payment, base.Status.Phase)
+	}
+	return r.nextPoll(payment), nil
+}
+
+// pspFailed records a failed PSP call. A permanent error fails the payment
+// for good; any other error shows in the ProviderReachable condition and is
+// returned, so the work queue retries with capped exponential backoff.
+func (r *PaymentReconciler) pspFailed(ctx context.Context, payment *v1alpha1.Payment, action string, callErr error) (ctrl.Result, error) {
+	base := payment.DeepCopy()
+	lifecycle.Describe(payment)
+
+	if psp.KindOf(callErr) == psp.Permanent && payment.Status.ProviderPaymentID == "" {
+		code := "invalid_request"
+		var pspErr *psp.Error
+		if errors.As(callErr, &pspErr) && pspErr.Code != "" {
+			code = pspErr.Code
+		}
+		payment.Status.Phase = v1alpha1.PaymentFailed
+		payment.Status.FailureCode = code
+		payment.Status.FailureMessage = messageOf(callErr)
+		now := metav1.NewTime(r.now())
+		payment.Status.SettledAt = &now
+		meta.SetStatusCondition(&payment.Status.Conditions, metav1.Condition{
+			Type: v1alpha1.ConditionSettled, Status: metav1.ConditionTrue, Reason: ReasonRejected,
+			Message: "The PSP rejected the payment: " + messageOf(callErr), ObservedGeneration: payment.Generation,
+		})
+		if err := r.writeStatus(ctx, base, payment); err != nil {
+			return ctrl.Result{}, err
+		}
+		log.FromContext(ctx).Info("PSP rejected the payment", "code", code, "message", messageOf(callErr))
+		r.Recorder.Eventf(payment, nil, corev1.EventTypeWarning, ReasonRejected, action, "The PSP rejected the payment: %s", messageOf(callErr))
+		return ctrl.Result{}, nil
+	}
+
+	message := fmt.Sprintf("%s failed, retrying with backoff: %s", action, messageOf(callErr))
+	meta.SetStatusCondition(&payment.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionProviderReachable, Status: metav1.ConditionFalse,
+		Reason: "CallFailed", Message: message, ObservedGeneration: payment.Generation,
+	})
+	if cond := meta.FindStatusCondition(base.Status.Conditions, v1alpha1.ConditionProviderReachable); cond == nil || cond.Status != metav1.ConditionFalse {
+		r.Recorder.Eventf(payment, nil, corev1.EventTypeWarning, ReasonProviderUnreachable, action, message)
+	}
+	if err := r.writeStatus(ctx, base, payment); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, fmt.Errorf("%s at the PSP: %w", action, callErr)
+}
+
+// recordPhase records an Event for a phase the payment just entered.
+func (r *PaymentReconciler) recordPhase(payment *v1alpha1.Payment, from v1alpha1.PaymentPhase) {
+	if payment.Status.Phase == from {
+		return
+	}
+	RecordPhase(r.Recorder, payment)
+}
+
+// RecordPhase records the Event for the phase a payment just entered; the
+// webhook server uses it too, so both paths tell a person the same thing.
+func RecordPhase(recorder events.EventRecorder, payment *v1alpha1.Payment) {
+	status := payment.Status
+	switch status.Phase {
+	case v1alpha1.PaymentSucceeded:
+		recorder.Eventf(payment, nil, corev1.EventTypeNormal, ReasonSettled, "Settle", "The PSP settled %s", status.DisplayAmount)
+	case v1alpha1.PaymentFailed:
+		recorder.Eventf(payment, nil, corev1.EventTypeWarning, ReasonFailed, "Settle", "The PSP declined the payment: %s: %s", status.FailureCode, status.FailureMessage)
+	case v1alpha1.PaymentCanceled:
+		recorder.Eventf(payment, nil, corev1.EventTypeNormal, ReasonCanceled, "Settle", "The payment was canceled at the PSP")
+	case v1alpha1.PaymentRequiresAction:
+		recorder.Eventf(payment, nil, corev1.EventTypeNormal, ReasonRequiresAction, "Settle", "The customer must act before the PSP can settle the payment")
+	}
+}
+
+// nextPoll returns the result that brings the payment back at its next poll.
+func (r *PaymentReconciler) nextPoll(payment *v1alpha1.Payment) ctrl.Result {
+	if payment.Status.NextPollAt == nil {
+		return ctrl.Result{}
+	}
+	return ctrl.Result{RequeueAfter: max(payment.Status.NextPollAt.Sub(r.now()), time.Second)}
+}
+
+// writeStatus patches the status from base to payment with optimistic
+// locking, and writes nothing when nothing changed. A conflict means another
+// writer (the webhook server) got there first; the caller's error makes the
+// payment come back with the fresh object.
+func (r *PaymentReconciler) writeStatus(ctx context.Context, base, payment *v1alpha1.Payment) error {
+	if equality.Semantic.DeepEqual(base.Status, payment.Status) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+	if err := r.Status().Patch(ctx, payment, patch); err != nil {
+		return fmt.Errorf("writing the status of payment %s/%s: %w", payment.Namespace, payment.Name, err)
+	}
+	return nil
+}
+
+func (r *PaymentReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// markReachable sets ProviderReachable to True after a successful PSP call.
+func markReachable(payment *v1alpha1.Payment) {
+	meta.SetStatusCondition(&payment.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionProviderReachable, Status: metav1.ConditionTrue,
+		Reason: "CallSucceeded", Message: "The last call to the PSP succeeded", ObservedGeneration: payment.Generation,
+	})
+}
+
+// reserve takes a token from the provider's rate limiter, or returns how
+// long to wait for one; the caller requeues instead of blocking a worker.
+func reserve(pspClient *providers.Client) time.Duration {
+	reservation := pspClient.Limiter.Reserve()
+	if delay := reservation.Delay(); delay > 0 {
+		reservation.Cancel()
+		return delay
+	}
+	return 0
+}
+
+// messageOf returns the PSP's message of err without the wrapping.
+func messageOf(err error) string {
+	var pspErr *psp.Error
+	if errors.As(err, &pspErr) {
+		return pspErr.Error()
+	}
+	return err.Error()
+}
+
+// SetupWithManager registers the controller: it watches Payments and
+// brings back a provider's Payments when the provider changes.
+func (r *PaymentReconciler) SetupWithManager(mgr ctrl.Manager, options controller.Options) error {
+	err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Payment{}, ProviderRefIndex, func(obj client.Object) []string {
+		return []string{obj.(*v1alpha1.Payment).Spec.ProviderRef.Name}
+	})
+	if err != nil {
+		return fmt.Errorf("indexing payments by provider: %w", err)
+	}
+
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Payment{}, builder.WithPredicates(
+			// Status writes, ours and the webhook server's, need no reconcile:
+			// every path that changes status schedules its own follow-up.
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&v1alpha1.PaymentProvider{}, handler.EnqueueRequestsFromMapFunc(r.paymentsOfProvider)).
+		WithOptions(options).
+		Named("payment").
+		Complete(r)
+}
+
+// paymentsOfProvider returns the unsettled Payments that name provider.
+func (r *PaymentReconciler) paymentsOfProvider(ctx context.Context, provider client.Object) []reconcile.Request {
+	var payments v1alpha1.PaymentList
+	if err := r.List(ctx, &payments, client.InNamespace(provider.GetNamespace()), client.MatchingFields{ProviderRefIndex: provider.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing the payments of a provider", "provider", provider.GetName())
+		return nil
+	}
+	var requests []reconcile.Request
+	for _, payment := range payments.Items {
+		if !payment.Status.Phase.IsTerminal() && payment.Status.ProviderPaymentID == "" {
+			requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&payment)})
+		}
+	}
+	return requests
+}
