@@ -105,7 +105,7 @@ type PaymentProviderSpec struct {
 	// +kubebuilder:default="1h"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="pollInterval must be at least 1s"
 	// +optional
-	PollInterval metav1.Duration `json:"pollInterval,omitempty"`
+	PollInterval *metav1.Duration `json:"pollInterval,omitempty"`
 
 	// RateLimit bounds the requests sent to the PSP.
 	// +kubebuilder:default={}

@@ -88,7 +88,7 @@ func (in *PaymentProvider) DeepCopyInto(out *PaymentProvider) {
 	*out = *in
 	out.TypeMeta = in.TypeMeta
 	in.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
-	out.Spec = in.Spec
+	in.Spec.DeepCopyInto(&out.Spec)
 	in.Status.DeepCopyInto(&out.Status)
 }
 
@@ -147,7 +147,11 @@ func (in *PaymentProviderSpec) DeepCopyInto(out *PaymentProviderSpec) {
 	*out = *in
 	out.CredentialsSecretRef = in.CredentialsSecretRef
 	out.Webhook = in.Webhook
-	out.PollInterval = in.PollInterval
+	if in.PollInterval != nil {
+		in, out := &in.PollInterval, &out.PollInterval
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	out.RateLimit = in.RateLimit
 }
 

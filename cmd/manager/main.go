@@ -4,7 +4,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"os"
 	"time"
@@ -13,15 +12,12 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/payment-operator/payment-operator/api/v1alpha1"
-	"github.com/payment-operator/payment-operator/controllers"
-	"github.com/payment-operator/payment-operator/internal/providers"
-	"github.com/payment-operator/payment-operator/webhookserver"
+	"github.com/payment-operator/payment-operator/internal/operator"
 )
 
 func main() {
@@ -84,42 +80,14 @@ func run(opts options) error {
 	}
 
 	ctx := ctrl.SetupSignalHandler()
-	registry := &providers.Registry{Reader: mgr.GetAPIReader(), Timeout: opts.pspTimeout}
-	controllerOptions := controller.Options{
-		MaxConcurrentReconciles: opts.concurrency,
-		RateLimiter:             controllers.NewBackoff(opts.backoffBase, opts.backoffMax),
-	}
-	payments := &controllers.PaymentReconciler{
-		Client:     mgr.GetClient(),
-		Recorder:   mgr.GetEventRecorder("payment-controller"),
-		Providers:  registry,
-		PSPTimeout: opts.pspTimeout,
-	}
-	if err := payments.SetupWithManager(mgr, controllerOptions); err != nil {
-		return err
-	}
-	paymentProviders := &controllers.PaymentProviderReconciler{
-		Client:     mgr.GetClient(),
-		APIReader:  mgr.GetAPIReader(),
-		Recorder:   mgr.GetEventRecorder("paymentprovider-controller"),
-		Providers:  registry,
-		PSPTimeout: opts.pspTimeout,
-	}
-	if err := paymentProviders.SetupWithManager(mgr, controller.Options{RateLimiter: controllers.NewBackoff(opts.backoffBase, opts.backoffMax)}); err != nil {
-		return err
-	}
-
-	if err := webhookserver.SetupIndexes(context.Background(), mgr); err != nil {
-		return err
-	}
-	callbacks := &webhookserver.Server{
-		Addr:      opts.callbackAddr,
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("payment-callbacks"),
-		Log:       ctrl.Log.WithName("callbacks"),
-	}
-	if err := mgr.Add(callbacks); err != nil {
+	err = operator.Setup(ctx, mgr, operator.Options{
+		CallbackAddr: opts.callbackAddr,
+		PSPTimeout:   opts.pspTimeout,
+		BackoffBase:  opts.backoffBase,
+		BackoffMax:   opts.backoffMax,
+		Concurrency:  opts.concurrency,
+	})
+	if err != nil {
 		return err
 	}
 

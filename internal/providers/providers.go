@@ -70,7 +70,7 @@ func SecretValue(ctx context.Context, reader client.Reader, namespace string, re
 
 // PollInterval returns the provider's poll interval, or the default.
 func PollInterval(provider *v1alpha1.PaymentProvider) time.Duration {
-	if provider.Spec.PollInterval.Duration > 0 {
+	if provider.Spec.PollInterval != nil && provider.Spec.PollInterval.Duration > 0 {
 		return provider.Spec.PollInterval.Duration
 	}
 	return DefaultPollInterval
