@@ -76,7 +76,8 @@ build: ## Build the manager and the PSP simulator into bin/.
 
 .PHONY: demo
 demo: control-plane build kustomize ## Run the operator end to end on a local control plane with the PSP simulator.
-	go run ./hack/demo
+	go build -o $(LOCALBIN)/demo ./hack/demo
+	$(LOCALBIN)/demo
 
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster of the current kubeconfig.
@@ -121,7 +122,7 @@ kind-load: docker-build ## Load the image into the kind cluster.
 
 .PHONY: kind-deploy
 kind-deploy: manifests kustomize kubectl kind-load ## Deploy the operator and the PSP simulator into the kind cluster.
-	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	cd config/kind && $(KUSTOMIZE) edit set image controller=$(IMG)
 	$(KUSTOMIZE) build config/kind | $(KUBECTL) apply --server-side -f -
 
 ##@ Tools (built from Go modules under hack/tools, only when missing or re-pinned)
