@@ -161,7 +161,7 @@ type PaymentStatus struct {
 // and watch status.phase move from Pending to Succeeded, Failed or Canceled.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=pay,categories=payments
+// +kubebuilder:resource:shortName=pay,categories=paymentoperator
 // +kubebuilder:printcolumn:name="Amount",type=string,JSONPath=".status.displayAmount"
 // +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=".spec.providerRef.name"
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=".status.phase"

@@ -137,7 +137,7 @@ type PaymentProviderStatus struct {
 // PaymentProvider connects payments in its namespace to one PSP account.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=pspr,categories=payments
+// +kubebuilder:resource:shortName=pspr,categories=paymentoperator
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=".spec.type"
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=".status.conditions[?(@.type==\"Ready\")].status"
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=".status.conditions[?(@.type==\"Ready\")].reason"
