@@ -21,7 +21,7 @@ const (
 // maxBodyBytes is the largest request body the API reads; a larger one gets 400.
 const maxBodyBytes = 1 << 20
 
-// ErrorBody is the JSON body of every error answer.
+// ErrorBody is the JSON body of every error response.
 type ErrorBody struct {
 	Error ErrorDetail `json:"error"`
 }
@@ -32,7 +32,7 @@ type ErrorDetail struct {
 	Message string `json:"message"`
 }
 
-// apiError is an error answer that a handler has yet to write.
+// apiError is an error response that a handler has yet to write.
 type apiError struct {
 	status    int
 	errorType string
@@ -43,7 +43,7 @@ func (e *apiError) write(w http.ResponseWriter) {
 	writeError(w, e.status, e.errorType, e.message)
 }
 
-// listBody is the JSON body of every list answer.
+// listBody is the JSON body of every list response.
 type listBody[T any] struct {
 	Data []T `json:"data"`
 }
@@ -51,8 +51,10 @@ type listBody[T any] struct {
 func writeJSON(w http.ResponseWriter, status int, body any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	encoder := json.NewEncoder(w)
+	encoder.SetEscapeHTML(false) // Keeps <api key> in messages readable.
 	// An encoding error here means the client went away, and the status is already sent.
-	_ = json.NewEncoder(w).Encode(body)
+	_ = encoder.Encode(body)
 }
 
 func writeError(w http.ResponseWriter, status int, errorType, message string) {
@@ -61,7 +63,7 @@ func writeError(w http.ResponseWriter, status int, errorType, message string) {
 
 // decodeBody decodes the request's JSON body into dst and reports whether that
 // succeeded. It rejects bodies larger than maxBodyBytes, unknown fields and trailing
-// data with a 400 answer, so on false the caller only returns.
+// data with a 400 response, so on false the caller only returns.
 func decodeBody(w http.ResponseWriter, r *http.Request, dst any) bool {
 	err := decodeJSON(http.MaxBytesReader(w, r.Body, maxBodyBytes), dst)
 	if err != nil {

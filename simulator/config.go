@@ -25,7 +25,8 @@ type Config struct {
 	// RetryInitial is the wait after the first failed callback attempt. Each later wait
 	// doubles, up to RetryMax. Zero means 1s.
 	RetryInitial time.Duration
-	// RetryMax caps the wait between callback attempts. Zero means 30s.
+	// RetryMax caps the wait between callback attempts. Zero means 30s, or RetryInitial
+	// when that is longer.
 	RetryMax time.Duration
 	// RetryFor is how long after its first attempt a callback delivery is retried.
 	// Zero means 1h.
@@ -37,7 +38,7 @@ type Config struct {
 	DuplicateCallbacks float64
 	// DelayCallbacks is the upper bound of a random wait before an event's first attempt.
 	DelayCallbacks time.Duration
-	// FailRequests is the share of /v1/ requests (0 to 1) answered with 503 api_error.
+	// FailRequests is the share of /v1/ requests (0 to 1) rejected with 503 api_error.
 	FailRequests float64
 	// Seed seeds the random choices above. Zero picks a seed from the clock.
 	Seed int64
@@ -64,7 +65,7 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate returns an error naming the first invalid field. It does not apply the
+// Validate returns an error that names every invalid field. It does not apply the
 // zero-value defaults that New applies, so zero retry settings are invalid here.
 func (c Config) Validate() error {
 	var errs []error
@@ -120,8 +121,9 @@ func durationRule(positive bool) string {
 	return "zero or positive"
 }
 
-// withDefaults returns c with the defaults of DefaultConfig in place of the zero
-// APIKey, RetryInitial, RetryMax and RetryFor, and a discarding Logger in place of nil.
+// withDefaults returns c with defaults in place of a zero APIKey, RetryInitial,
+// RetryMax or RetryFor, as the field comments list, and a discarding Logger in place
+// of nil.
 func (c Config) withDefaults() Config {
 	defaults := DefaultConfig()
 	if c.APIKey == "" {

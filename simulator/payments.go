@@ -150,7 +150,7 @@ func differingParameter(a, b CreatePaymentRequest) string {
 	}
 }
 
-// readIdempotencyKey returns the Idempotency-Key header, or answers 400 and returns
+// readIdempotencyKey returns the Idempotency-Key header, or writes a 400 response and returns
 // false when it is missing or too long.
 func readIdempotencyKey(w http.ResponseWriter, r *http.Request) (string, bool) {
 	key := r.Header.Get("Idempotency-Key")

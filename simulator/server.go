@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// callbackTimeout limits one callback attempt, from dial to the end of the answer.
+// callbackTimeout limits one callback attempt, from dial to the end of the response body.
 const callbackTimeout = 10 * time.Second
 
 // Server is a simulated payment service provider. Handler serves its HTTP API, and Run
@@ -51,7 +51,7 @@ type Server struct {
 }
 
 // New returns a simulator configured by cfg. Zero APIKey, RetryInitial, RetryMax and
-// RetryFor take the values of DefaultConfig. New panics if the result fails
+// RetryFor take the defaults that their field comments list. New panics if the result fails
 // Config.Validate, so callers that take the config from users should validate first.
 func New(cfg Config) *Server {
 	cfg = cfg.withDefaults()
@@ -70,7 +70,7 @@ func New(cfg Config) *Server {
 		log:  cfg.Logger,
 		client: &http.Client{
 			Timeout: callbackTimeout,
-			// A callback that answers with a redirect failed, as with most PSPs.
+			// A redirect response counts as a failed attempt.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		failRandom:     newRandomSource(seed, failRequestsStream),
@@ -98,13 +98,13 @@ func (s *Server) Handler() http.Handler {
 
 // Run moves payments to their outcomes and delivers callbacks until ctx is canceled or
 // Close is called. Without a running Run, payments stay in processing and no callback
-// is sent. Run returns nil after its in-flight deliveries have stopped, and an error
-// if the server is closed or Run is already running.
+// is sent. Run returns nil after its in-flight deliveries have stopped, at once if the
+// server is already closed, and an error if Run has been called before.
 func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return errors.New("simulator: Run called after Close")
+		return nil
 	}
 	if s.runDone != nil {
 		s.mu.Unlock()
@@ -122,7 +122,7 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close stops Run, waits for it to return and makes every later /v1/ request answer
+// Close stops Run, waits for it to return and makes every later /v1/ request fail
 // 503. Pending outcomes and callbacks are dropped. Calling Close twice is safe.
 func (s *Server) Close() {
 	s.mu.Lock()
@@ -180,7 +180,7 @@ func (s *Server) guardAPI(next http.Handler) http.Handler {
 	})
 }
 
-// rejectUnavailable answers 503 api_error and returns true when the server is closed,
+// rejectUnavailable writes a 503 api_error response and returns true when the server is closed,
 // in an outage or draws an injected failure.
 func (s *Server) rejectUnavailable(w http.ResponseWriter) bool {
 	s.mu.Lock()
@@ -207,7 +207,7 @@ func (s *Server) rejectUnavailable(w http.ResponseWriter) bool {
 	return true
 }
 
-// authenticate checks the bearer token and answers 401 authentication_error when it
+// authenticate checks the bearer token and writes a 401 authentication_error when it
 // is missing or wrong.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
 	header := r.Header.Get("Authorization")
