@@ -63,6 +63,12 @@ test: control-plane build ## Run every test: unit, integration against a real AP
 test-e2e: control-plane build ## Run only the end-to-end tests with the built binaries and kubectl.
 	KUBEBUILDER_ASSETS=$(LOCALBIN) go test -count=1 -timeout 30m -v ./test/e2e/...
 
+FUZZ_TIME ?= 15s
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for $(FUZZ_TIME) (the seed corpus also runs in make test).
+	go test -run '^$$' -fuzz '^FuzzVerifyCallback$$' -fuzztime $(FUZZ_TIME) ./psp/simulator/
+	go test -run '^$$' -fuzz '^FuzzParseCallback$$' -fuzztime $(FUZZ_TIME) ./psp/simulator/
+
 .PHONY: bench
 bench: control-plane ## Run the benchmarks.
 	KUBEBUILDER_ASSETS=$(LOCALBIN) go test -run '^$$' -bench . -benchmem ./...
