@@ -56,11 +56,11 @@ lint: golangci-lint ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: control-plane build ## Run every test: unit, integration against a real API server, end to end with the built binaries.
+test: control-plane kustomize build ## Run every test: unit, integration against a real API server, end to end with the built binaries.
 	KUBEBUILDER_ASSETS=$(LOCALBIN) go test -count=1 -timeout 30m ./...
 
 .PHONY: test-e2e
-test-e2e: control-plane build ## Run only the end-to-end tests with the built binaries and kubectl.
+test-e2e: control-plane kustomize build ## Run only the end-to-end tests with the built binaries and kubectl.
 	KUBEBUILDER_ASSETS=$(LOCALBIN) go test -count=1 -timeout 30m -v ./test/e2e/...
 
 FUZZ_TIME ?= 15s
