@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/payment-operator/payment-operator/api/v1alpha1"
+	"github.com/payment-operator/payment-operator/internal/failpoint"
 	"github.com/payment-operator/payment-operator/internal/lifecycle"
 	"github.com/payment-operator/payment-operator/internal/providers"
 	"github.com/payment-operator/payment-operator/psp"
@@ -34,6 +35,18 @@ import (
 
 // ProviderRefIndex is the field index of Payments by spec.providerRef.name.
 const ProviderRefIndex = "spec.providerRef.name"
+
+const (
+	// CreateAttemptedAnnotation records, before the first create call to the
+	// PSP, when it was made. A Payment that has it and no provider payment
+	// id is looked up at the PSP before any new create, so a crash between
+	// the create and the status write never causes a second charge, even
+	// after the PSP's idempotency window has passed.
+	CreateAttemptedAnnotation = "payments.paymentoperator.dev/create-attempted-at"
+	// Finalizer keeps a deleted Payment until the operator has tried to
+	// cancel it at the PSP.
+	Finalizer = "payments.paymentoperator.dev/cancel-at-psp"
+)
 
 // Event reasons that the Payment controller records.
 const (
@@ -57,11 +70,14 @@ type PaymentReconciler struct {
 	Providers *providers.Registry
 	// PSPTimeout bounds each call to a PSP.
 	PSPTimeout time.Duration
+	// CancelTimeout is how long after its deletion a payment's cancel at the
+	// PSP is retried before the Payment is let go without it.
+	CancelTimeout time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
 
-// +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=payments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=payments,verbs=get;list;watch;patch;update
 // +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=payments/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=paymentproviders,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
@@ -75,8 +91,13 @@ func (r *PaymentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
+	// A deleted payment that may still be in flight is canceled at the PSP first.
+	if !payment.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, payment)
+	}
+
 	// A terminal payment never changes again, so it costs nothing more.
-	if payment.Status.Phase.IsTerminal() || !payment.DeletionTimestamp.IsZero() {
+	if payment.Status.Phase.IsTerminal() {
 		return ctrl.Result{}, nil
 	}
 
@@ -137,9 +158,24 @@ func (r *PaymentReconciler) hold(ctx context.Context, payment *v1alpha1.Payment,
 // submit creates the payment at the PSP with its idempotency key, so a retry
 // after any failure returns the same PSP payment instead of a second charge.
 func (r *PaymentReconciler) submit(ctx context.Context, payment *v1alpha1.Payment, provider *v1alpha1.PaymentProvider, pspClient *providers.Client) (ctrl.Result, error) {
-	logger := log.FromContext(ctx)
 	if wait := reserve(pspClient); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+
+	// A create may have reached the PSP before a crash, and the PSP may have
+	// forgotten its idempotency key since: look the payment up before
+	// creating anything. Otherwise record that a create is about to happen.
+	if payment.Annotations[CreateAttemptedAnnotation] != "" {
+		found, err := r.find(ctx, pspClient, payment)
+		if err != nil {
+			return r.pspFailed(ctx, payment, "Look up", err)
+		}
+		if found != nil {
+			log.FromContext(ctx).Info("found the payment of an earlier create at the PSP", "providerPaymentID", found.ID)
+			return r.recordCreated(ctx, payment, provider, found)
+		}
+	} else if err := r.markCreateAttempt(ctx, payment); err != nil {
+		return ctrl.Result{}, err
 	}
 
 	callCtx, cancel := context.WithTimeout(ctx, r.PSPTimeout)
@@ -159,7 +195,14 @@ func (r *PaymentReconciler) submit(ctx context.Context, payment *v1alpha1.Paymen
 	if err != nil {
 		return r.pspFailed(ctx, payment, "Submit", err)
 	}
+	failpoint.Crash(failpoint.AfterPSPCreate)
+	return r.recordCreated(ctx, payment, provider, created)
+}
 
+// recordCreated writes what the PSP holds for a payment just created or
+// found: the provider id, the phase and the next poll time.
+func (r *PaymentReconciler) recordCreated(ctx context.Context, payment *v1alpha1.Payment, provider *v1alpha1.PaymentProvider, created *psp.Payment) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
 	base := payment.DeepCopy()
 	now := r.now()
 	if _, err := lifecycle.Advance(&payment.Status, created, payment.Generation, metav1.NewTime(now)); err != nil {
@@ -307,6 +350,9 @@ func (r *PaymentReconciler) writeStatus(ctx context.Context, base, payment *v1al
 	if equality.Semantic.DeepEqual(base.Status, payment.Status) {
 		return nil
 	}
+	if payment.Status.Phase.IsTerminal() && !base.Status.Phase.IsTerminal() {
+		failpoint.Crash(failpoint.BeforeTerminalWrite)
+	}
 	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
 	if err := r.Status().Patch(ctx, payment, patch); err != nil {
 		return fmt.Errorf("writing the status of payment %s/%s: %w", payment.Namespace, payment.Name, err)
@@ -361,9 +407,9 @@ func (r *PaymentReconciler) SetupWithManager(mgr ctrl.Manager, options controlle
 
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Payment{}, builder.WithPredicates(
-			// Status writes, ours and the webhook server's, need no reconcile:
-			// every path that changes status schedules its own follow-up.
-			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+			// Status and metadata writes, ours and the webhook server's, need no
+			// reconcile: every path that changes status schedules its own follow-up.
+			predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted))).
 		Watches(&v1alpha1.PaymentProvider{}, handler.EnqueueRequestsFromMapFunc(r.paymentsOfProvider)).
 		WithOptions(options).
 		Named("payment").

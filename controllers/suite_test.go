@@ -77,7 +77,8 @@ func runSuite(m *testing.M) int {
 		PSPTimeout:   2 * time.Second,
 		BackoffBase:  200 * time.Millisecond,
 		BackoffMax:   2 * time.Second,
-		Concurrency:  4,
+		Concurrency:   4,
+		CancelTimeout: 10 * time.Second,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -307,7 +308,6 @@ func hasReason(reasons []string, want string) bool {
 	}
 	return false
 }
-
 
 // postSignedCallback posts a callback to p's provider path signed with secret.
 func postSignedCallback(t *testing.T, p *psp, secret string, payment *v1alpha1.Payment, providerID, status string) int {

@@ -77,19 +77,44 @@ func (s *Server) getStats(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.Stats())
 }
 
-// startOutage makes every /v1/ request fail with 503 for the duration in the query,
-// replacing any outage in progress. A duration of 0 ends the outage.
-func (s *Server) startOutage(w http.ResponseWriter, r *http.Request) {
+// queryDuration reads the duration query parameter, or writes a 400 and
+// returns false.
+func queryDuration(w http.ResponseWriter, r *http.Request) (time.Duration, bool) {
 	raw := r.URL.Query().Get("duration")
 	if raw == "" {
 		writeError(w, http.StatusBadRequest, ErrorInvalidRequest,
 			"missing query parameter duration, for example ?duration=60s")
-		return
+		return 0, false
 	}
 	duration, err := time.ParseDuration(raw)
 	if err != nil || duration < 0 {
 		writeError(w, http.StatusBadRequest, ErrorInvalidRequest,
 			fmt.Sprintf("invalid duration %q: must be a Go duration of 0 or more, for example 60s", raw))
+		return 0, false
+	}
+	return duration, true
+}
+
+// setLatency sets the latency added to every /v1/ request from now on, as
+// --api-latency does at start. Test-only.
+func (s *Server) setLatency(w http.ResponseWriter, r *http.Request) {
+	latency, ok := queryDuration(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	s.apiLatency = latency
+	s.mu.Unlock()
+
+	s.log.Info("API latency set", "latency", latency)
+	writeJSON(w, http.StatusOK, map[string]string{"api_latency": latency.String()})
+}
+
+// startOutage makes every /v1/ request fail with 503 for the duration in the query,
+// replacing any outage in progress. A duration of 0 ends the outage.
+func (s *Server) startOutage(w http.ResponseWriter, r *http.Request) {
+	duration, ok := queryDuration(w, r)
+	if !ok {
 		return
 	}
 

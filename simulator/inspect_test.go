@@ -2,6 +2,7 @@ package simulator_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -75,5 +76,36 @@ func TestStats(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, decode[simulator.Stats](t, resp)); diff != "" {
 		t.Errorf("stats mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestLatencySwitch(t *testing.T) {
+	sim := simulator.New(simulator.DefaultConfig())
+	server := httptest.NewServer(sim.Handler())
+	defer server.Close()
+	defer sim.Close()
+
+	resp, err := http.Post(server.URL+"/_simulator/latency?duration=300ms", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /_simulator/latency answered %d, want 200", resp.StatusCode)
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, server.URL+"/v1/account", nil)
+	req.Header.Set("Authorization", "Bearer "+simulator.DefaultAPIKey)
+	started := time.Now()
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if took := time.Since(started); took < 300*time.Millisecond {
+		t.Errorf("GET /v1/account took %s, want at least the 300ms latency", took)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v1/account answered %d, want 200", resp.StatusCode)
 	}
 }

@@ -45,6 +45,7 @@ type Server struct {
 	endpointsByKey map[string]*endpointRecord
 	jobs           jobQueue
 	outageUntil    time.Time
+	apiLatency     time.Duration // starts as Config.APILatency; POST /_simulator/latency changes it
 	closed         bool
 	stopRun        context.CancelFunc // nil until Run starts
 	runDone        chan struct{}      // closed when Run returns; nil until Run starts
@@ -65,9 +66,10 @@ func New(cfg Config) *Server {
 	}
 
 	s := &Server{
-		cfg:  cfg,
-		seed: seed,
-		log:  cfg.Logger,
+		cfg:        cfg,
+		seed:       seed,
+		apiLatency: cfg.APILatency,
+		log:        cfg.Logger,
 		client: &http.Client{
 			Timeout: callbackTimeout,
 			// A redirect response counts as a failed attempt.
@@ -154,6 +156,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /_simulator/payments", s.listAllPayments)
 	mux.HandleFunc("GET /_simulator/stats", s.getStats)
 	mux.HandleFunc("POST /_simulator/outage", s.startOutage)
+	mux.HandleFunc("POST /_simulator/latency", s.setLatency)
 	mux.HandleFunc("/", serveUnknownRoute)
 	return mux
 }
@@ -167,7 +170,10 @@ func (s *Server) guardAPI(next http.Handler) http.Handler {
 			s.counters.paymentCreates.Add(1)
 		}
 
-		if !sleepContext(r.Context(), s.cfg.APILatency) {
+		s.mu.Lock()
+		latency := s.apiLatency
+		s.mu.Unlock()
+		if !sleepContext(r.Context(), latency) {
 			return // The client went away.
 		}
 		if s.rejectUnavailable(w) {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/payment-operator/payment-operator/api/v1alpha1"
 	"github.com/payment-operator/payment-operator/controllers"
+	"github.com/payment-operator/payment-operator/internal/failpoint"
 	"github.com/payment-operator/payment-operator/internal/lifecycle"
 	"github.com/payment-operator/payment-operator/internal/providers"
 	"github.com/payment-operator/payment-operator/psp"
@@ -37,6 +38,9 @@ const MaxBodyBytes = 1 << 20
 // ProviderPaymentIDIndex is the field index of Payments by
 // status.providerPaymentID, for callbacks that carry no metadata.
 const ProviderPaymentIDIndex = "status.providerPaymentID"
+
+// apiTimeout bounds the API server calls that serve one callback.
+const apiTimeout = 10 * time.Second
 
 // conflictRetries bounds how often a status write is retried after a
 // conflict with another writer before the callback gets 503.
@@ -153,7 +157,10 @@ func (s *Server) serveCallback(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	ctx := req.Context()
+	// Bound the API server calls, so an unavailable API server gets the PSP
+	// a 503 to retry on instead of a hung connection.
+	ctx, cancel := context.WithTimeout(req.Context(), apiTimeout)
+	defer cancel()
 	provider := &v1alpha1.PaymentProvider{}
 	if err := s.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: providerName}, provider); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -232,6 +239,9 @@ func (s *Server) apply(ctx context.Context, logger logr.Logger, provider *v1alph
 			lifecycle.SchedulePoll(&payment.Status, providers.PollInterval(provider), now)
 		}
 
+		if payment.Status.Phase.IsTerminal() {
+			failpoint.Crash(failpoint.BeforeTerminalWrite)
+		}
 		patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
 		err = s.Client.Status().Patch(ctx, payment, patch)
 		if apierrors.IsConflict(err) {

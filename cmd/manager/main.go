@@ -17,6 +17,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/payment-operator/payment-operator/api/v1alpha1"
+	"github.com/payment-operator/payment-operator/internal/failpoint"
 	"github.com/payment-operator/payment-operator/internal/operator"
 )
 
@@ -26,7 +27,9 @@ func main() {
 		leaderElect                          bool
 		leaderElectionNamespace              string
 		pspTimeout, backoffBase, backoffMax  time.Duration
+		cancelTimeout                        time.Duration
 		concurrency                          int
+		failpoints                           string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
@@ -37,16 +40,23 @@ func main() {
 	flag.DurationVar(&backoffBase, "retry-backoff-base", time.Second, "First delay before retrying a payment after a transient failure; it doubles per failure.")
 	flag.DurationVar(&backoffMax, "retry-backoff-max", 5*time.Minute, "Longest delay between retries of a payment after transient failures.")
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 4, "Payments reconciled at once.")
+	flag.DurationVar(&cancelTimeout, "cancel-timeout", 5*time.Minute, "How long a deleted payment's cancel at the PSP is retried before the Payment is deleted without it.")
+	flag.StringVar(&failpoints, "test-failpoints", "", "For fault tests only: comma-separated failpoints at which the manager kills itself (after-psp-create, before-terminal-write).")
 	zapOptions := zap.Options{}
 	zapOptions.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOptions)))
 	logger := ctrl.Log.WithName("setup")
+	if err := failpoint.Enable(failpoints); err != nil {
+		logger.Error(err, "invalid --test-failpoints")
+		os.Exit(2)
+	}
 
 	if err := run(options{
 		metricsAddr: metricsAddr, probeAddr: probeAddr, callbackAddr: callbackAddr,
 		leaderElect: leaderElect, leaderElectionNamespace: leaderElectionNamespace,
 		pspTimeout: pspTimeout, backoffBase: backoffBase, backoffMax: backoffMax, concurrency: concurrency,
+		cancelTimeout: cancelTimeout,
 	}); err != nil {
 		logger.Error(err, "manager stopped")
 		os.Exit(1)
@@ -58,6 +68,7 @@ type options struct {
 	leaderElect                          bool
 	leaderElectionNamespace              string
 	pspTimeout, backoffBase, backoffMax  time.Duration
+	cancelTimeout                        time.Duration
 	concurrency                          int
 }
 
@@ -81,11 +92,12 @@ func run(opts options) error {
 
 	ctx := ctrl.SetupSignalHandler()
 	err = operator.Setup(ctx, mgr, operator.Options{
-		CallbackAddr: opts.callbackAddr,
-		PSPTimeout:   opts.pspTimeout,
-		BackoffBase:  opts.backoffBase,
-		BackoffMax:   opts.backoffMax,
-		Concurrency:  opts.concurrency,
+		CallbackAddr:  opts.callbackAddr,
+		PSPTimeout:    opts.pspTimeout,
+		BackoffBase:   opts.backoffBase,
+		BackoffMax:    opts.backoffMax,
+		Concurrency:   opts.concurrency,
+		CancelTimeout: opts.cancelTimeout,
 	})
 	if err != nil {
 		return err

@@ -24,6 +24,8 @@ type Options struct {
 	BackoffBase, BackoffMax time.Duration
 	// Concurrency is how many payments are reconciled at once.
 	Concurrency int
+	// CancelTimeout bounds how long a deleted payment's cancel at the PSP is retried.
+	CancelTimeout time.Duration
 }
 
 // Setup adds the Payment and PaymentProvider controllers and the callback
@@ -32,10 +34,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	registry := &providers.Registry{Reader: mgr.GetAPIReader(), Timeout: opts.PSPTimeout}
 
 	payments := &controllers.PaymentReconciler{
-		Client:     mgr.GetClient(),
-		Recorder:   mgr.GetEventRecorder("payment-controller"),
-		Providers:  registry,
-		PSPTimeout: opts.PSPTimeout,
+		Client:        mgr.GetClient(),
+		Recorder:      mgr.GetEventRecorder("payment-controller"),
+		Providers:     registry,
+		PSPTimeout:    opts.PSPTimeout,
+		CancelTimeout: opts.CancelTimeout,
 	}
 	err := payments.SetupWithManager(mgr, controller.Options{
 		MaxConcurrentReconciles: opts.Concurrency,
