@@ -77,8 +77,8 @@ type PaymentReconciler struct {
 	Now func() time.Time
 }
 
-// +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=payments,verbs=get;list;watch;patch;update
-// +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=payments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=payments,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=payments/status,verbs=patch
 // +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=paymentproviders,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -86,6 +86,17 @@ type PaymentReconciler struct {
 // Reconcile moves one Payment forward: it waits for its provider, submits it
 // once, then polls the PSP whenever status.nextPollAt comes.
 func (r *PaymentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	result, err := r.reconcile(ctx, req)
+	if apierrors.IsConflict(err) {
+		// Another writer, usually the callback server, changed the Payment
+		// first; start over from the new version without logging an error.
+		log.FromContext(ctx).V(1).Info("payment changed during reconcile; retrying", "reason", err.Error())
+		return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
+	}
+	return result, err
+}
+
+func (r *PaymentReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	payment := &v1alpha1.Payment{}
 	if err := r.Get(ctx, req.NamespacedName, payment); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

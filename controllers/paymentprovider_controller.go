@@ -42,7 +42,7 @@ type PaymentProviderReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=paymentproviders,verbs=get;list;watch
-// +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=paymentproviders/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=paymentproviders/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create
 
 // Reconcile checks one PaymentProvider and registers its callback URL.

@@ -308,3 +308,10 @@ func reply(w http.ResponseWriter, code int, body result) {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(body)
 }
+
+// The callback server reads providers, their signing Secrets and Payments,
+// and patches Payment status; these permissions are also the controllers'.
+// +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=payments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=payments/status,verbs=patch
+// +kubebuilder:rbac:groups=payments.paymentoperator.dev,resources=paymentproviders,verbs=get
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"k8s.io/client-go/rest"
@@ -143,6 +145,31 @@ func (cp *ControlPlane) WriteKubeconfig(path, user string, groups ...string) (st
 		return "", fmt.Errorf("writing kubeconfig: %w", err)
 	}
 	return path, nil
+}
+
+// APIServerPID returns the process id of this control plane's kube-apiserver,
+// found by its --secure-port flag, so a fault test can stop and resume it.
+func (cp *ControlPlane) APIServerPID() (int, error) {
+	port := cp.Env.ControlPlane.GetAPIServer().SecureServing.Port
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, entry := range entries {
+		pid, err := strconv.Atoi(entry.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if filepath.Base(args[0]) == "kube-apiserver" && slices.Contains(args, "--secure-port="+port) {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no kube-apiserver process with --secure-port=%s", port)
 }
 
 // Stop stops kube-apiserver and etcd and removes their data.

@@ -36,8 +36,39 @@ type Stack struct {
 	// SimulatorURL and CallbackURL are the base URLs of the simulator's API
 	// and of the manager's callback server.
 	SimulatorURL, CallbackURL string
-	// Simulator and Manager are the running binaries.
+	// CallbackAddr is the listen address of the first manager's callback server.
+	CallbackAddr string
+	// Simulator and Manager are the running binaries. Managers started
+	// later with StartManager are stopped by Stop too.
 	Simulator, Manager *Process
+	managers           []*Process
+}
+
+// StartManager starts bin/manager against the stack with its callback
+// server on callbackAddr and waits until it is ready. The log goes to
+// logName in the stack's folder. A --kubeconfig among args replaces the
+// stack's admin kubeconfig, and later flags override earlier ones.
+func (s *Stack) StartManager(logName, callbackAddr string, args ...string) (*Process, error) {
+	probeAddr, err := FreeAddress()
+	if err != nil {
+		return nil, err
+	}
+	managerArgs := append([]string{
+		"--kubeconfig=" + s.KubeconfigPath,
+		"--metrics-bind-address=0",
+	}, args...)
+	managerArgs = append(managerArgs,
+		"--callback-bind-address="+callbackAddr,
+		"--health-probe-bind-address="+probeAddr)
+	manager, err := StartProcess(filepath.Join(s.Dir, logName), filepath.Join(s.Root, "bin", "manager"), managerArgs...)
+	if err != nil {
+		return nil, err
+	}
+	s.managers = append(s.managers, manager)
+	if err := waitForHTTP("http://"+probeAddr+"/readyz", 30*time.Second); err != nil {
+		return nil, fmt.Errorf("the manager did not become ready (see %s): %w", manager.LogPath, err)
+	}
+	return manager, nil
 }
 
 // StackOptions adjust a Stack.
@@ -46,6 +77,8 @@ type StackOptions struct {
 	Dir string
 	// SimulatorArgs and ManagerArgs are added to each binary's flags.
 	SimulatorArgs, ManagerArgs []string
+	// NoManager leaves the manager to the caller's StartManager.
+	NoManager bool
 }
 
 // StartStack starts etcd, kube-apiserver, bin/psp-simulator and bin/manager.
@@ -84,27 +117,16 @@ func StartStack(opts StackOptions) (*Stack, error) {
 	}
 	stack.SimulatorURL = "http://" + address
 
-	callbackAddr, err := FreeAddress()
-	if err != nil {
+	if stack.CallbackAddr, err = FreeAddress(); err != nil {
 		return nil, errors.Join(err, stack.Stop())
 	}
-	probeAddr, err := FreeAddress()
+	stack.CallbackURL = "http://" + stack.CallbackAddr
+	if opts.NoManager {
+		return stack, nil
+	}
+	stack.Manager, err = stack.StartManager("manager.log", stack.CallbackAddr, opts.ManagerArgs...)
 	if err != nil {
 		return nil, errors.Join(err, stack.Stop())
-	}
-	stack.CallbackURL = "http://" + callbackAddr
-	managerArgs := append([]string{
-		"--kubeconfig=" + cp.KubeconfigPath,
-		"--callback-bind-address=" + callbackAddr,
-		"--health-probe-bind-address=" + probeAddr,
-		"--metrics-bind-address=0",
-	}, opts.ManagerArgs...)
-	stack.Manager, err = StartProcess(filepath.Join(dir, "manager.log"), filepath.Join(root, "bin", "manager"), managerArgs...)
-	if err != nil {
-		return nil, errors.Join(err, stack.Stop())
-	}
-	if err := waitForHTTP("http://"+probeAddr+"/readyz", 30*time.Second); err != nil {
-		return nil, errors.Join(fmt.Errorf("the manager did not become ready (see %s): %w", stack.Manager.LogPath, err), stack.Stop())
 	}
 	return stack, nil
 }
@@ -137,7 +159,7 @@ func (s *Stack) Kubectl(stdin []byte, args ...string) (string, error) {
 // Stop stops the manager, the simulator and the control plane, in that order.
 func (s *Stack) Stop() error {
 	var errs []error
-	for _, process := range []*Process{s.Manager, s.Simulator} {
+	for _, process := range append(s.managers, s.Simulator) {
 		if process != nil {
 			errs = append(errs, process.Stop(10*time.Second))
 		}
