@@ -1,14 +1,18 @@
 package controllers_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/payment-operator/payment-operator/api/v1alpha1"
 	"github.com/payment-operator/payment-operator/simulator"
@@ -215,5 +219,42 @@ func TestPSPOutageRecovers(t *testing.T) {
 	}
 	if !hasReason(eventReasons(t, settled), "ProviderUnreachable") {
 		t.Errorf("no ProviderUnreachable event; events: %s", joinReasons(eventReasons(t, settled)))
+	}
+}
+
+func TestSettleByCallbackWritesStatusTwice(t *testing.T) {
+	p := newPSP(t, fastConfig(), time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := watchClient.Watch(ctx, &v1alpha1.PaymentList{}, client.InNamespace(p.namespace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Stop()
+
+	payment := p.createPayment(t, "two-writes", "pm_success")
+	waitForPhase(t, payment, v1alpha1.PaymentSucceeded, 20*time.Second)
+	time.Sleep(2 * time.Second) // late duplicates and the processing callback must change nothing
+
+	var phases []v1alpha1.PaymentPhase
+	var last *v1alpha1.PaymentStatus
+	for done := false; !done; {
+		select {
+		case event := <-events.ResultChan():
+			seen, ok := event.Object.(*v1alpha1.Payment)
+			if !ok || seen.Name != payment.Name {
+				continue
+			}
+			if last != nil && !equality.Semantic.DeepEqual(*last, seen.Status) {
+				phases = append(phases, seen.Status.Phase)
+			}
+			last = seen.Status.DeepCopy()
+		case <-time.After(500 * time.Millisecond):
+			done = true
+		}
+	}
+	want := []v1alpha1.PaymentPhase{v1alpha1.PaymentProcessing, v1alpha1.PaymentSucceeded}
+	if diff := cmp.Diff(want, phases); diff != "" {
+		t.Errorf("status writes, by the phase each wrote (-want, +got):\n%s", diff)
 	}
 }

@@ -36,6 +36,7 @@ import (
 // and etcd, with a real PSP simulator per test over HTTP on loopback.
 var (
 	k8sClient   client.Client
+	watchClient client.WithWatch
 	callbackURL string // base URL of the operator's callback server
 	namespaces  atomic.Int64
 )
@@ -58,6 +59,11 @@ func runSuite(m *testing.M) int {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	k8sClient, err = client.New(cp.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	watchClient, err = client.NewWithWatch(cp.Config, client.Options{Scheme: scheme})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
