@@ -14,9 +14,6 @@ KUSTOMIZE := $(LOCALBIN)/kustomize
 KUBECTL := $(LOCALBIN)/kubectl
 GOLANGCI_LINT := $(LOCALBIN)/golangci-lint
 
-# Flags of the static build that the Dockerfile runs too.
-GO_BUILD_FLAGS := -trimpath -ldflags "-s -w"
-
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 
@@ -77,8 +74,7 @@ bench: control-plane ## Run the benchmarks.
 
 .PHONY: build
 build: ## Build the manager and the PSP simulator into bin/.
-	CGO_ENABLED=0 go build $(GO_BUILD_FLAGS) -o $(LOCALBIN)/manager ./cmd/manager
-	CGO_ENABLED=0 go build $(GO_BUILD_FLAGS) -o $(LOCALBIN)/psp-simulator ./cmd/psp-simulator
+	hack/build-binaries.sh $(LOCALBIN)
 
 .PHONY: demo
 demo: control-plane build kustomize ## Run the operator end to end on a local control plane with the PSP simulator.

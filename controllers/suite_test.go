@@ -79,10 +79,10 @@ func runSuite(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	err = operator.Setup(ctx, mgr, operator.Options{
-		CallbackAddr: callbackAddr,
-		PSPTimeout:   2 * time.Second,
-		BackoffBase:  200 * time.Millisecond,
-		BackoffMax:   2 * time.Second,
+		CallbackAddr:  callbackAddr,
+		PSPTimeout:    2 * time.Second,
+		BackoffBase:   200 * time.Millisecond,
+		BackoffMax:    2 * time.Second,
 		Concurrency:   4,
 		CancelTimeout: 10 * time.Second,
 	})
