@@ -23,7 +23,7 @@ type jittered struct {
 func (j jittered) When(item reconcile.Request) time.Duration {
 	delay := j.TypedRateLimiter.When(item)
 	if fifth := int64(delay / 5); fifth > 0 {
-		delay += time.Duration(rand.Int64N(fifth))
+		delay += time.Duration(rand.Int64N(fifth)) //nolint:gosec // jitter needs no secrecy
 	}
 	return delay
 }

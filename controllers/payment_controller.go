@@ -408,8 +408,8 @@ func messageOf(err error) string {
 
 // SetupWithManager registers the controller: it watches Payments and
 // brings back a provider's Payments when the provider changes.
-func (r *PaymentReconciler) SetupWithManager(mgr ctrl.Manager, options controller.Options) error {
-	err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Payment{}, ProviderRefIndex, func(obj client.Object) []string {
+func (r *PaymentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, options controller.Options) error {
+	err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.Payment{}, ProviderRefIndex, func(obj client.Object) []string {
 		return []string{obj.(*v1alpha1.Payment).Spec.ProviderRef.Name}
 	})
 	if err != nil {

@@ -54,7 +54,7 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	encoder := json.NewEncoder(w)
 	encoder.SetEscapeHTML(false) // Keeps <api key> in messages readable.
 	// An encoding error here means the client went away, and the status is already sent.
-	_ = encoder.Encode(body)
+	_ = encoder.Encode(body) //nolint:errchkjson // see above
 }
 
 func writeError(w http.ResponseWriter, status int, errorType, message string) {

@@ -147,9 +147,9 @@ func TestCallbackRetriedUntilSuccess(t *testing.T) {
 	endpoint := sim.createEndpoint(t, receiver.url)
 
 	sim.createPayment(t, "retried", paymentRequest("pm_success"))
-	callbacks := receiver.waitForCount(t, failures+1)
+	receiver.waitForCount(t, failures+1)
 	time.Sleep(5 * cfg.RetryMax) // A 2xx must end the retries.
-	callbacks = receiver.received()
+	callbacks := receiver.received()
 
 	if len(callbacks) != failures+1 {
 		t.Fatalf("got %d attempts, want %d: %d failures, then one success", len(callbacks), failures+1, failures)
@@ -393,9 +393,9 @@ func TestDuplicateCallbacks(t *testing.T) {
 			}
 
 			want := payments + int(sim.Stats().CallbacksDuplicated)
-			callbacks := receiver.waitForCount(t, want)
+			receiver.waitForCount(t, want)
 			time.Sleep(3 * testDelay)
-			callbacks = receiver.received()
+			callbacks := receiver.received()
 
 			perEvent := map[string]int{}
 			for _, c := range callbacks {

@@ -8,7 +8,7 @@ import (
 )
 
 // DefaultAPIKey is the API key that the simulator accepts unless configured otherwise.
-const DefaultAPIKey = "sk_test_simulator"
+const DefaultAPIKey = "sk_test_simulator" //nolint:gosec // the simulator's public test key, not a credential
 
 // Config holds the switches of a simulator. DefaultConfig returns the defaults of the
 // psp-simulator binary.

@@ -1,5 +1,5 @@
 // Package simulator implements psp-simulator, a payment service provider that holds
-// payments in memory, honours idempotency keys and sends callbacks signed as Standard
+// payments in memory, honors idempotency keys and sends callbacks signed as Standard
 // Webhooks. docs/simulator.md describes the API.
 package simulator
 

@@ -97,7 +97,7 @@ func (s *Server) Start(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	listener, err := net.Listen("tcp", s.Addr)
+	listener, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("listening for callbacks on %s: %w", s.Addr, err)
 	}
@@ -110,7 +110,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	return server.Shutdown(shutdownCtx)
 }
@@ -306,7 +306,8 @@ func (s *Server) now() time.Time {
 func reply(w http.ResponseWriter, code int, body result) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(body)
+	// The status is sent; an encoding error means the client went away.
+	_ = json.NewEncoder(w).Encode(body) //nolint:errchkjson // see above
 }
 
 // The callback server reads providers, their signing Secrets and Payments,

@@ -194,7 +194,3 @@ type PaymentList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Payment `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&Payment{}, &PaymentList{})
-}

@@ -160,7 +160,3 @@ type PaymentProviderList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []PaymentProvider `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&PaymentProvider{}, &PaymentProviderList{})
-}

@@ -39,9 +39,8 @@ var errUsage = errors.New("invalid arguments")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	err := run(ctx, os.Args[1:], os.Stderr)
+	stop()
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 	case errors.Is(err, errUsage):
@@ -110,7 +109,7 @@ func run(ctx context.Context, args []string, output io.Writer) error {
 	sim := simulator.New(opts.config)
 	defer sim.Close()
 
-	listener, err := net.Listen("tcp", opts.listen)
+	listener, err := (&net.ListenConfig{}).Listen(ctx, "tcp", opts.listen)
 	if err != nil {
 		return fmt.Errorf("failed to listen on %s: %w", opts.listen, err)
 	}
@@ -139,7 +138,7 @@ func run(ctx context.Context, args []string, output io.Writer) error {
 		reason = serveErr
 	}
 
-	shutdownErr := shutdown(server)
+	shutdownErr := shutdown(context.WithoutCancel(ctx), server)
 	sim.Close()
 	runErr := <-runDone
 	logger.Info("stopped", "reason", reason)
@@ -147,8 +146,8 @@ func run(ctx context.Context, args []string, output io.Writer) error {
 }
 
 // shutdown stops server, giving open requests shutdownTimeout to finish.
-func shutdown(server *http.Server) error {
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+func shutdown(ctx context.Context, server *http.Server) error {
+	ctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
 	defer cancel()
 
 	err := server.Shutdown(ctx)

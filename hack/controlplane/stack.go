@@ -284,7 +284,7 @@ func waitForHTTP(url string, timeout time.Duration) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("GET %s: no 200 within %s (last error: %v)", url, timeout, err)
+			return fmt.Errorf("GET %s: no 200 within %s: %w", url, timeout, errors.Join(ctx.Err(), err))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

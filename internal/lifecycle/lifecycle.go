@@ -137,7 +137,7 @@ func SchedulePoll(status *v1alpha1.PaymentStatus, interval time.Duration, now ti
 	}
 	jitter := time.Duration(0)
 	if tenth := int64(interval / 10); tenth > 0 {
-		jitter = time.Duration(rand.Int64N(tenth))
+		jitter = time.Duration(rand.Int64N(tenth)) //nolint:gosec // jitter needs no secrecy
 	}
 	next := metav1.NewTime(now.Add(interval + jitter).Truncate(time.Second))
 	status.NextPollAt = &next

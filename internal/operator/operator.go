@@ -40,7 +40,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		PSPTimeout:    opts.PSPTimeout,
 		CancelTimeout: opts.CancelTimeout,
 	}
-	err := payments.SetupWithManager(mgr, controller.Options{
+	err := payments.SetupWithManager(ctx, mgr, controller.Options{
 		MaxConcurrentReconciles: opts.Concurrency,
 		RateLimiter:             controllers.NewBackoff(opts.BackoffBase, opts.BackoffMax),
 	})
