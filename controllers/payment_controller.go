@@ -29,6 +29,7 @@ import (
 	"github.com/payment-operator/payment-operator/api/v1alpha1"
 	"github.com/payment-operator/payment-operator/internal/failpoint"
 	"github.com/payment-operator/payment-operator/internal/lifecycle"
+	"github.com/payment-operator/payment-operator/internal/metrics"
 	"github.com/payment-operator/payment-operator/internal/providers"
 	"github.com/payment-operator/payment-operator/psp"
 )
@@ -39,9 +40,9 @@ const ProviderRefIndex = "spec.providerRef.name"
 const (
 	// CreateAttemptedAnnotation records, before the first create call to the
 	// PSP, when it was made. A Payment that has it and no provider payment
-	// id is looked up at the PSP before any new create, so a crash between
-	// the create and the status write never causes a second charge, even
-	// after the PSP's idempotency window has passed.
+	// id is looked up at the PSP before any new create. So a crash between
+	// the create and the status write causes no second charge, even after
+	// the PSP's idempotency window has passed.
 	CreateAttemptedAnnotation = "payments.paymentoperator.dev/create-attempted-at"
 	// Finalizer keeps a deleted Payment until the operator has tried to
 	// cancel it at the PSP.
@@ -191,7 +192,7 @@ func (r *PaymentReconciler) submit(ctx context.Context, payment *v1alpha1.Paymen
 
 	callCtx, cancel := context.WithTimeout(ctx, r.PSPTimeout)
 	defer cancel()
-	created, err := pspClient.CreatePayment(callCtx, psp.CreateRequest{
+	created, err := observe(callCtx, "create", pspClient.CreatePayment, psp.CreateRequest{
 		IdempotencyKey: payment.IdempotencyKey(),
 		Amount:         payment.Spec.Amount,
 		Currency:       payment.Spec.Currency,
@@ -217,7 +218,7 @@ func (r *PaymentReconciler) recordCreated(ctx context.Context, payment *v1alpha1
 	base := payment.DeepCopy()
 	now := r.now()
 	if _, err := lifecycle.Advance(&payment.Status, created, payment.Generation, metav1.NewTime(now)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("recording the PSP's answer to the create: %w", err)
+		return ctrl.Result{}, fmt.Errorf("recording the PSP's response to the create: %w", err)
 	}
 	lifecycle.Describe(payment)
 	lifecycle.SchedulePoll(&payment.Status, providers.PollInterval(provider), now)
@@ -229,7 +230,7 @@ func (r *PaymentReconciler) recordCreated(ctx context.Context, payment *v1alpha1
 	logger.Info("payment submitted", "providerPaymentID", created.ID, "phase", payment.Status.Phase)
 	r.Recorder.Eventf(payment, nil, corev1.EventTypeNormal, ReasonSubmitted, "Submit",
 		"Submitted %s to PaymentProvider %s as %s", payment.Status.DisplayAmount, provider.Name, created.ID)
-	r.recordPhase(payment, base.Status.Phase)
+	r.recordPhase(payment, base.Status.Phase, "submit")
 	return r.nextPoll(payment), nil
 }
 
@@ -248,7 +249,7 @@ func (r *PaymentReconciler) poll(ctx context.Context, payment *v1alpha1.Payment,
 
 	callCtx, cancel := context.WithTimeout(ctx, r.PSPTimeout)
 	defer cancel()
-	reported, err := pspClient.GetPayment(callCtx, payment.Status.ProviderPaymentID)
+	reported, err := observe(callCtx, "get", pspClient.GetPayment, payment.Status.ProviderPaymentID)
 	if err != nil {
 		return r.pspFailed(ctx, payment, "Poll", err)
 	}
@@ -272,13 +273,13 @@ func (r *PaymentReconciler) poll(ctx context.Context, payment *v1alpha1.Payment,
 		logger.Info("poll found a change that no callback reported", "from", base.Status.Phase, "to", payment.Status.Phase)
 		r.Recorder.Eventf(payment, nil, corev1.EventTypeWarning, ReasonChangeFoundByPoll, "Poll",
 			"Polling found the payment %s at the PSP; its callback did not arrive", reported.Status)
-		r.recordPhase(payment, base.Status.Phase)
+		r.recordPhase(payment, base.Status.Phase, "poll")
 	}
 	return r.nextPoll(payment), nil
 }
 
 // pspFailed records a failed PSP call. A permanent error fails the payment
-// for good; any other error shows in the ProviderReachable condition and is
+// for good. Any other error shows in the ProviderReachable condition and is
 // returned, so the work queue retries with capped exponential backoff.
 func (r *PaymentReconciler) pspFailed(ctx context.Context, payment *v1alpha1.Payment, action string, callErr error) (ctrl.Result, error) {
 	base := payment.DeepCopy()
@@ -321,16 +322,31 @@ func (r *PaymentReconciler) pspFailed(ctx context.Context, payment *v1alpha1.Pay
 	return ctrl.Result{}, fmt.Errorf("%s at the PSP: %w", action, callErr)
 }
 
-// recordPhase records an Event for a phase the payment just entered.
-func (r *PaymentReconciler) recordPhase(payment *v1alpha1.Payment, from v1alpha1.PaymentPhase) {
+// recordPhase records an Event, and for a terminal phase the settled
+// metric, when path moved the payment to a new phase.
+func (r *PaymentReconciler) recordPhase(payment *v1alpha1.Payment, from v1alpha1.PaymentPhase, path string) {
 	if payment.Status.Phase == from {
 		return
 	}
 	RecordPhase(r.Recorder, payment)
+	if payment.Status.Phase.IsTerminal() {
+		metrics.Settled.WithLabelValues(string(payment.Status.Phase), path).Inc()
+	}
 }
 
-// RecordPhase records the Event for the phase a payment just entered; the
-// webhook server uses it too, so both paths tell a person the same thing.
+// observe calls a PSP operation and counts its outcome.
+func observe[In, Out any](ctx context.Context, operation string, call func(context.Context, In) (Out, error), in In) (Out, error) {
+	out, err := call(ctx, in)
+	outcome := "ok"
+	if err != nil {
+		outcome = psp.KindOf(err).String()
+	}
+	metrics.PSPRequests.WithLabelValues(operation, outcome).Inc()
+	return out, err
+}
+
+// RecordPhase records the Event for the phase a payment just entered. The
+// callback server uses it too, so both paths tell a person the same thing.
 func RecordPhase(recorder events.EventRecorder, payment *v1alpha1.Payment) {
 	status := payment.Status
 	switch status.Phase {
@@ -355,8 +371,8 @@ func (r *PaymentReconciler) nextPoll(payment *v1alpha1.Payment) ctrl.Result {
 
 // writeStatus patches the status from base to payment with optimistic
 // locking, and writes nothing when nothing changed. A conflict means another
-// writer (the webhook server) got there first; the caller's error makes the
-// payment come back with the fresh object.
+// writer (the callback server) got there first, and Reconcile then requeues
+// the payment to start over from the new version.
 func (r *PaymentReconciler) writeStatus(ctx context.Context, base, payment *v1alpha1.Payment) error {
 	if equality.Semantic.DeepEqual(base.Status, payment.Status) {
 		return nil
@@ -397,7 +413,8 @@ func reserve(pspClient *providers.Client) time.Duration {
 	return 0
 }
 
-// messageOf returns the PSP's message of err without the wrapping.
+// messageOf returns the text of the PSP error inside err, without the
+// prefixes that wrapping added.
 func messageOf(err error) string {
 	var pspErr *psp.Error
 	if errors.As(err, &pspErr) {

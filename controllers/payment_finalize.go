@@ -58,7 +58,7 @@ func (r *PaymentReconciler) markCreateAttempt(ctx context.Context, payment *v1al
 func (r *PaymentReconciler) find(ctx context.Context, pspClient *providers.Client, payment *v1alpha1.Payment) (*psp.Payment, error) {
 	callCtx, cancel := context.WithTimeout(ctx, r.PSPTimeout)
 	defer cancel()
-	found, err := pspClient.FindPayment(callCtx, payment.IdempotencyKey())
+	found, err := observe(callCtx, "find", pspClient.FindPayment, payment.IdempotencyKey())
 	if psp.IsNotFound(err) {
 		return nil, nil
 	}
@@ -90,7 +90,7 @@ func (r *PaymentReconciler) finalize(ctx context.Context, payment *v1alpha1.Paym
 	return ctrl.Result{}, nil
 }
 
-// cancel asks the PSP to cancel the payment. It returns true when nothing
+// cancel requests that the PSP cancel the payment. It returns true when nothing
 // is left to do: canceled, refused because the payment already settled, or
 // never created. Otherwise it returns the error to retry on.
 func (r *PaymentReconciler) cancel(ctx context.Context, payment *v1alpha1.Payment) (bool, error) {
@@ -124,7 +124,7 @@ func (r *PaymentReconciler) cancel(ctx context.Context, payment *v1alpha1.Paymen
 
 	callCtx, cancel := context.WithTimeout(ctx, r.PSPTimeout)
 	defer cancel()
-	_, err = pspClient.CancelPayment(callCtx, id)
+	_, err = observe(callCtx, "cancel", pspClient.CancelPayment, id)
 	if err == nil {
 		logger.Info("payment canceled at the PSP before deletion", "providerPaymentID", id)
 		r.Recorder.Eventf(payment, nil, corev1.EventTypeNormal, ReasonCanceledAtPSP, "Cancel", "Canceled %s at the PSP before deletion", id)
@@ -132,7 +132,7 @@ func (r *PaymentReconciler) cancel(ctx context.Context, payment *v1alpha1.Paymen
 	}
 	switch psp.KindOf(err) {
 	case psp.Conflict, psp.NotFound, psp.Permanent:
-		logger.Info("the PSP refused to cancel the payment", "providerPaymentID", id, "reason", messageOf(err))
+		logger.Info("the PSP rejected the cancel", "providerPaymentID", id, "reason", messageOf(err))
 		r.Recorder.Eventf(payment, nil, corev1.EventTypeWarning, ReasonCancelRefused, "Cancel",
 			"The PSP refused to cancel %s: %s", id, messageOf(err))
 		return true, nil

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
@@ -322,4 +323,26 @@ func postSignedCallback(t *testing.T, p *psp, secret string, payment *v1alpha1.P
 		time.Now().UnixNano(), status, time.Now().Unix(), providerID, status, payment.Spec.Amount, payment.Spec.Currency,
 		payment.Namespace, payment.Name, payment.UID)
 	return postSigned(t, fmt.Sprintf("%s/hooks/%s/%s", callbackURL, p.namespace, p.provider), secret, []byte(body))
+}
+
+// callbackEndpoints returns how many callback endpoints the simulator holds.
+func (p *psp) callbackEndpoints(t *testing.T) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, p.url+"/v1/callback_endpoints", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+simulator.DefaultAPIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	return len(list.Data)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/payment-operator/payment-operator/controllers"
 	"github.com/payment-operator/payment-operator/internal/failpoint"
 	"github.com/payment-operator/payment-operator/internal/lifecycle"
+	"github.com/payment-operator/payment-operator/internal/metrics"
 	"github.com/payment-operator/payment-operator/internal/providers"
 	"github.com/payment-operator/payment-operator/psp"
 )
@@ -115,10 +116,10 @@ func (s *Server) Start(ctx context.Context) error {
 	return server.Shutdown(shutdownCtx)
 }
 
-// NeedLeaderElection tells the manager to run the server on every replica.
+// NeedLeaderElection returns false, so the manager runs the server on every replica.
 func (s *Server) NeedLeaderElection() bool { return false }
 
-// result is the JSON body of every answer.
+// result is the JSON body of every response.
 type result struct {
 	Result  string `json:"result,omitempty"`
 	Error   string `json:"error,omitempty"`
@@ -252,6 +253,9 @@ func (s *Server) apply(ctx context.Context, logger logr.Logger, provider *v1alph
 		}
 		logger.Info("callback stored", "from", base.Status.Phase, "to", payment.Status.Phase)
 		controllers.RecordPhase(s.Recorder, payment)
+		if payment.Status.Phase.IsTerminal() {
+			metrics.Settled.WithLabelValues(string(payment.Status.Phase), "callback").Inc()
+		}
 		return "stored", http.StatusOK, "the payment is now " + string(payment.Status.Phase)
 	}
 	return "", http.StatusServiceUnavailable, "the payment status kept changing under the callback; retry"
@@ -304,6 +308,7 @@ func (s *Server) now() time.Time {
 }
 
 func reply(w http.ResponseWriter, code int, body result) {
+	metrics.Callback(code)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	// The status is sent; an encoding error means the client went away.

@@ -6,10 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/payment-operator/payment-operator/api/v1alpha1"
@@ -19,6 +21,7 @@ import (
 var k8sClient client.Client
 
 func TestMain(m *testing.M) {
+	ctrl.SetLogger(logr.Discard())
 	cp, err := controlplane.Start(controlplane.Options{})
 	if err != nil {
 		println("cannot start the control plane:", err.Error())

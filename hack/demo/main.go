@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+
 	"github.com/payment-operator/payment-operator/hack/controlplane"
 )
 
@@ -22,6 +25,8 @@ func main() {
 }
 
 func run() error {
+	// envtest logs through controller-runtime; the demo prints what matters itself.
+	ctrl.SetLogger(logr.Discard())
 	root, err := controlplane.Root()
 	if err != nil {
 		return err

@@ -86,3 +86,17 @@ func TestAdvance(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkAdvance measures the transition function that both the callback
+// and the poll path run for every report.
+func BenchmarkAdvance(b *testing.B) {
+	reported := &psp.Payment{ID: "pay_1", Status: psp.StatusSucceeded}
+	now := metav1.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		status := v1alpha1.PaymentStatus{Phase: v1alpha1.PaymentProcessing, ProviderPaymentID: "pay_1"}
+		if _, err := Advance(&status, reported, 1, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -29,7 +29,14 @@ func startStack(t *testing.T, opts controlplane.StackOptions) *controlplane.Stac
 }
 
 func TestSamplesSettle(t *testing.T) {
-	stack := startStack(t, controlplane.StackOptions{SimulatorArgs: []string{"--processing-delay=1s"}})
+	metricsAddr, err := controlplane.FreeAddress()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stack := startStack(t, controlplane.StackOptions{
+		SimulatorArgs: []string{"--processing-delay=1s"},
+		ManagerArgs:   []string{"--metrics-bind-address=" + metricsAddr},
+	})
 	samples, err := stack.LocalSamples()
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +88,18 @@ func TestSamplesSettle(t *testing.T) {
 	for _, want := range []string{"insufficient_funds", "The card has insufficient funds", "Submitted", "Failed"} {
 		if !strings.Contains(described, want) {
 			t.Errorf("kubectl describe payment order-1002 lacks %q:\n%s", want, described)
+		}
+	}
+
+	metrics := httpGet(t, "http://"+metricsAddr+"/metrics")
+	for _, want := range []string{
+		`payment_operator_callbacks_total{code="200"}`,
+		`payment_operator_payments_settled_total{path="callback",phase="Succeeded"} 1`,
+		`payment_operator_payments_settled_total{path="callback",phase="Failed"} 1`,
+		`payment_operator_psp_requests_total{operation="create",outcome="ok"} 3`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("the metrics endpoint lacks %s", want)
 		}
 	}
 }

@@ -19,14 +19,19 @@ func TestCrashRecovery(t *testing.T) {
 		reason        string
 		failpoint     string
 		simulatorArgs []string
+		pollInterval  string
 		// wantPhaseAtCrash is the Payment's phase when the manager died.
 		wantPhaseAtCrash string
+		// wantLookup means the restarted manager must find the earlier create
+		// at the PSP itself: callbacks are lost, so none can tell it the id.
+		wantLookup bool
 	}{
-		{reason: "crash after the PSP create", failpoint: "after-psp-create",
+		{reason: "crash after the PSP create", failpoint: "after-psp-create", pollInterval: "1h",
 			wantPhaseAtCrash: ""},
 		{reason: "crash after the PSP create, with the key forgotten by the PSP", failpoint: "after-psp-create",
-			simulatorArgs: []string{"--forget-idempotency-keys"}, wantPhaseAtCrash: ""},
-		{reason: "crash during the terminal status write", failpoint: "before-terminal-write",
+			simulatorArgs: []string{"--forget-idempotency-keys", "--lose-callbacks=1"}, pollInterval: "2s",
+			wantPhaseAtCrash: "", wantLookup: true},
+		{reason: "crash during the terminal status write", failpoint: "before-terminal-write", pollInterval: "1h",
 			wantPhaseAtCrash: "Processing"},
 	}
 	for _, tc := range cases {
@@ -36,7 +41,7 @@ func TestCrashRecovery(t *testing.T) {
 				ManagerArgs:   []string{"--test-failpoints=" + tc.failpoint},
 			})
 			u := user{t, stack}
-			u.applyProvider(stack.CallbackURL, "1h", 10)
+			u.applyProvider(stack.CallbackURL, tc.pollInterval, 10)
 			u.applyPayments(paymentYAML("crash", "pm_success"))
 
 			select {
@@ -68,8 +73,11 @@ func TestCrashRecovery(t *testing.T) {
 			if id := u.field("payment", "crash", "{.status.providerPaymentID}"); id != charges[0].ID {
 				t.Errorf("providerPaymentID = %q, want the PSP's %q", id, charges[0].ID)
 			}
-			if tc.failpoint == "after-psp-create" && !strings.Contains(readFile(restarted.LogPath), "found the payment of an earlier create at the PSP") {
+			if tc.wantLookup && !strings.Contains(readFile(restarted.LogPath), "found the payment of an earlier create at the PSP") {
 				t.Error("the restarted manager did not look up the earlier create before submitting")
+			}
+			if endpoints := u.simEndpoints(); endpoints != 1 {
+				t.Errorf("the PSP holds %d callback endpoints after the restart, want 1", endpoints)
 			}
 			if t.Failed() {
 				t.Logf("restarted manager log:\n%s", readFile(restarted.LogPath))
@@ -293,5 +301,38 @@ func TestDeleteInFlightPayment(t *testing.T) {
 	}
 	if left := u.kubectl("", "get", "payments", "-o", "name"); strings.TrimSpace(left) != "" {
 		t.Errorf("payments left after deletion: %s", left)
+	}
+}
+
+// A restarted manager keeps to status.nextPollAt: it does not ask the PSP
+// about every unresolved payment the moment it starts.
+func TestRestartHonorsNextPollAt(t *testing.T) {
+	stack := startStack(t, controlplane.StackOptions{SimulatorArgs: []string{"--processing-delay=500ms"}})
+	u := user{t, stack}
+	u.applyProvider(stack.CallbackURL, "1h", 50)
+	var manifests []string
+	for i := 0; i < 20; i++ {
+		manifests = append(manifests, paymentYAML(fmt.Sprintf("unresolved-%02d", i), "pm_requires_action"))
+	}
+	u.applyPayments(manifests...)
+	for i := 0; i < 20; i++ {
+		u.waitForPhase(fmt.Sprintf("unresolved-%02d", i), "RequiresAction", 30*time.Second)
+	}
+
+	if err := stack.Manager.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	before := u.simStats()
+	if _, err := stack.StartManager("manager-restarted.log", stack.CallbackAddr); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Second)
+	after := u.simStats()
+
+	// The provider's credentials check is the only call a restart makes.
+	requests := after.APIRequests - before.APIRequests
+	t.Logf("PSP requests in the 10s after a restart with 20 unresolved payments: %d", requests)
+	if requests > 2 {
+		t.Errorf("the restarted manager sent %d PSP requests, want at most 2: it polled before nextPollAt", requests)
 	}
 }

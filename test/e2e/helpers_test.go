@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -217,4 +218,40 @@ func runCommand(name string, args ...string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s", err, stderr.String())
 	}
 	return out, nil
+}
+
+// simEndpoints returns how many callback endpoints the simulator holds.
+func (u user) simEndpoints() int {
+	u.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u.stack.SimulatorURL+"/v1/callback_endpoints", nil)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer sk_test_simulator")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		u.t.Fatal(err)
+	}
+	return len(list.Data)
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }
