@@ -87,7 +87,7 @@ func TestCrashRecovery(t *testing.T) {
 }
 
 // While kube-apiserver is stopped, callbacks get 503 and the simulator
-// retries them; afterwards every payment reaches its final phase, and the
+// retries them. Afterwards every payment reaches its final phase, and the
 // manager (without leader election) rides out the outage without exiting.
 func TestAPIServerOutage(t *testing.T) {
 	stack := startStack(t, controlplane.StackOptions{
@@ -190,8 +190,8 @@ func TestPSPOutageThenSlow(t *testing.T) {
 	}
 }
 
-// Two managers with leader election both serve callbacks; when the leader
-// is killed the other takes over within the lease duration, and no payment
+// Two managers with leader election both serve callbacks. When the leader
+// is killed, the other takes over within the lease duration, and no payment
 // is created twice.
 func TestTwoReplicasHandOver(t *testing.T) {
 	electionArgs := []string{"--leader-elect", "--leader-election-namespace=default"}
@@ -250,9 +250,9 @@ func TestTwoReplicasHandOver(t *testing.T) {
 	}
 }
 
-// Deleting an unsettled payment cancels it at the PSP first; a settled one
-// just goes; a cancel the PSP refuses, or cannot take, is recorded in an
-// Event and does not block the deletion for ever.
+// Deleting an unsettled payment cancels it at the PSP first, and a settled
+// one just goes. A cancel that the PSP rejects, or cannot take, is recorded
+// in an Event and does not block the deletion for ever.
 func TestDeleteInFlightPayment(t *testing.T) {
 	// Lost callbacks keep settled payments Processing in the cluster, so
 	// the PSP refuses to cancel them.

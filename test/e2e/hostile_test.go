@@ -19,7 +19,7 @@ import (
 )
 
 // statusWrites counts, per Payment, the writes that changed its status, as
-// a watch sees them.
+// a watch reports them.
 type statusWrites struct {
 	mu     sync.Mutex
 	last   map[string]v1alpha1.PaymentStatus
@@ -67,10 +67,10 @@ func (w *statusWrites) of(name string) int {
 	return w.counts[name]
 }
 
-// 500 payments while the simulator loses 30% of callbacks, duplicates 20%
-// and delays and reorders the rest, with a 5s poll interval: every Payment
-// ends in the simulator's true phase, each idempotency key is charged once,
-// and the status writes per payment stay bounded.
+// 500 payments go through a simulator that loses 30% of callbacks,
+// duplicates 20% and delays and reorders the rest, with a 5s poll interval.
+// Every Payment must end in the simulator's true phase, each idempotency key
+// must be charged once, and the status writes per payment must stay bounded.
 func TestHostileCallbackStream(t *testing.T) {
 	const count = 500
 	stack := startStack(t, controlplane.StackOptions{
@@ -128,7 +128,7 @@ func TestHostileCallbackStream(t *testing.T) {
 	}
 
 	// A settled payment needs one write when the PSP accepts it and one
-	// when it settles; a lost callback adds the poll that finds the change.
+	// when it settles, whether a callback or a poll reports the settlement.
 	phases := u.phases()
 	var settledWrites, actionWrites []int
 	for i := 0; i < count; i++ {
