@@ -34,6 +34,9 @@ import (
 	"github.com/payment-operator/payment-operator/psp"
 )
 
+// actionSubmit names the create call in Events and conditions.
+const actionSubmit = "Submit"
+
 // ProviderRefIndex is the field index of Payments by spec.providerRef.name.
 const ProviderRefIndex = "spec.providerRef.name"
 
@@ -205,7 +208,7 @@ func (r *PaymentReconciler) submit(ctx context.Context, payment *v1alpha1.Paymen
 		},
 	})
 	if err != nil {
-		return r.pspFailed(ctx, payment, "Submit", err)
+		return r.pspFailed(ctx, payment, actionSubmit, err)
 	}
 	failpoint.Crash(failpoint.AfterPSPCreate)
 	return r.recordCreated(ctx, payment, provider, created)
@@ -278,14 +281,17 @@ func (r *PaymentReconciler) poll(ctx context.Context, payment *v1alpha1.Payment,
 	return r.nextPoll(payment), nil
 }
 
-// pspFailed records a failed PSP call. A permanent error fails the payment
-// for good. Any other error shows in the ProviderReachable condition and is
-// returned, so the work queue retries with capped exponential backoff.
+// pspFailed records a failed PSP call. A permanent error on the create fails
+// the payment for good. Any other error shows in the ProviderReachable
+// condition and is returned, so the work queue retries with capped
+// exponential backoff.
 func (r *PaymentReconciler) pspFailed(ctx context.Context, payment *v1alpha1.Payment, action string, callErr error) (ctrl.Result, error) {
 	base := payment.DeepCopy()
 	lifecycle.Describe(payment)
 
-	if psp.KindOf(callErr) == psp.Permanent && payment.Status.ProviderPaymentID == "" {
+	// Only a rejected create fails the payment: after a failed look-up or
+	// poll, a charge may exist at the PSP, so those are retried instead.
+	if action == actionSubmit && psp.KindOf(callErr) == psp.Permanent {
 		code := "invalid_request"
 		var pspErr *psp.Error
 		if errors.As(callErr, &pspErr) && pspErr.Code != "" {
