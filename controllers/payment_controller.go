@@ -237,7 +237,7 @@ func (r *PaymentReconciler) recordCreated(ctx context.Context, payment *v1alpha1
 	return r.nextPoll(payment), nil
 }
 
-// poll asks the PSP for the payment when status.nextPollAt has come, and
+// poll gets the payment from the PSP when status.nextPollAt has come, and
 // otherwise waits for it, so a restarted manager does not poll everything at once.
 func (r *PaymentReconciler) poll(ctx context.Context, payment *v1alpha1.Payment, provider *v1alpha1.PaymentProvider, pspClient *providers.Client) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)

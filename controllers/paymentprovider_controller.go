@@ -105,7 +105,7 @@ func (r *PaymentProviderReconciler) check(ctx context.Context, provider *v1alpha
 }
 
 // register registers spec.webhook.url with the PSP under a key derived from
-// the provider's UID and the URL, so a restart or a lost answer returns the
+// the provider's UID and the URL, so a restart or a lost response returns the
 // same endpoint instead of a second one. When the signing Secret does not
 // exist yet, it is created with the secret the PSP returned.
 func (r *PaymentProviderReconciler) register(ctx context.Context, provider *v1alpha1.PaymentProvider, pspClient *providers.Client) error {

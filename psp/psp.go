@@ -107,7 +107,7 @@ type CallbackVerifier interface {
 	ParseCallback(body []byte) (*Event, error)
 }
 
-// Config is what an adapter needs to reach one PSP account.
+// Config is the address and credentials of one PSP account.
 type Config struct {
 	Endpoint string
 	APIKey   string

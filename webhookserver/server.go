@@ -56,7 +56,7 @@ type Server struct {
 	// writes their status.
 	Client client.Client
 	// APIReader reads Payments, PaymentProviders and Secrets without a
-	// cache, so every callback sees the latest status and signing secret.
+	// cache, so every callback reads the latest status and signing secret.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Log       logr.Logger

@@ -4,7 +4,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// PaymentPhase is where a Payment is in its lifecycle. Phases only move
+// PaymentPhase is the stage of a Payment in its lifecycle. Phases only move
 // forward: Pending, then Processing, then optionally RequiresAction, then one
 // of the terminal phases Succeeded, Failed or Canceled.
 // +kubebuilder:validation:Enum=Pending;Processing;RequiresAction;Succeeded;Failed;Canceled
@@ -34,7 +34,7 @@ func (p PaymentPhase) IsTerminal() bool {
 // Condition types of a Payment.
 const (
 	// ConditionSubmitted is True once the PSP holds the payment. While it is
-	// False, its reason says what holds the payment back.
+	// False, its reason names what holds the payment back.
 	ConditionSubmitted = "Submitted"
 	// ConditionSettled is True once the payment reached a terminal phase.
 	ConditionSettled = "Settled"
@@ -43,8 +43,9 @@ const (
 	ConditionProviderReachable = "ProviderReachable"
 )
 
-// PaymentSpec is what the payment is for. It cannot change after creation,
-// so nobody can alter the amount of a payment in flight.
+// PaymentSpec is the charge to make: amount, currency, payment method and
+// provider. It cannot change after creation, so the amount of a payment in
+// flight cannot be altered.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable: create a new Payment instead"
 type PaymentSpec struct {
 	// ProviderRef names the PaymentProvider, in the Payment's namespace, that processes this payment.
@@ -102,10 +103,10 @@ type LocalObjectReference struct {
 	Name string `json:"name"`
 }
 
-// PaymentStatus is what the operator and the PSP know about the payment.
+// PaymentStatus is the state of the payment as the operator and the PSP last reported it.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.providerPaymentID) || (has(self.providerPaymentID) && self.providerPaymentID == oldSelf.providerPaymentID)",message="providerPaymentID cannot change once set"
 type PaymentStatus struct {
-	// Phase is where the payment is in its lifecycle.
+	// Phase is the stage of the payment in its lifecycle.
 	// +optional
 	Phase PaymentPhase `json:"phase,omitempty"`
 

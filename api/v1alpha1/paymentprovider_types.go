@@ -44,7 +44,7 @@ type SecretKeyReference struct {
 	Key string `json:"key"`
 }
 
-// WebhookSpec is how the PSP reaches the operator with callbacks.
+// WebhookSpec is the callback registration: the URL the PSP calls and the secret that signs its calls.
 type WebhookSpec struct {
 	// URL is the public address of this provider's callback path,
 	// https://HOST/hooks/NAMESPACE/NAME, which the operator registers with the PSP.
@@ -127,7 +127,7 @@ type PaymentProviderStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions holds Ready, whose reason and message say why a provider is not ready.
+	// Conditions holds Ready, whose reason and message explain why a provider is not ready.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

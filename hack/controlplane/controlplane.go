@@ -32,7 +32,7 @@ type ControlPlane struct {
 
 // Options adjust the control plane.
 type Options struct {
-	// Dir is where the kubeconfig is written; it must exist.
+	// Dir is the existing folder that receives the kubeconfig.
 	Dir string
 	// APIServerFlags are extra kube-apiserver flags, such as
 	// "authorization-mode" (RBAC is the default).

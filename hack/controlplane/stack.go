@@ -73,7 +73,7 @@ func (s *Stack) StartManager(logName, callbackAddr string, args ...string) (*Pro
 
 // StackOptions adjust a Stack.
 type StackOptions struct {
-	// Dir is where the kubeconfig and the logs go; it is created if missing.
+	// Dir is the folder for the kubeconfig and the logs, created if missing.
 	Dir string
 	// SimulatorArgs and ManagerArgs are added to each binary's flags.
 	SimulatorArgs, ManagerArgs []string

@@ -10,7 +10,7 @@ import (
 )
 
 var (
-	// Callbacks counts the callback requests the callback server answered, by HTTP status code.
+	// Callbacks counts the callback requests the callback server responded to, by HTTP status code.
 	Callbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "payment_operator_callbacks_total",
 		Help: "Callback requests answered by the callback server, by HTTP status code.",
@@ -34,7 +34,7 @@ func init() {
 	crmetrics.Registry.MustRegister(Callbacks, PSPRequests, Settled)
 }
 
-// Callback records one answered callback.
+// Callback records the status code of one callback response.
 func Callback(code int) {
 	Callbacks.WithLabelValues(strconv.Itoa(code)).Inc()
 }

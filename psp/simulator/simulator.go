@@ -201,8 +201,8 @@ func (c *client) RegisterCallback(ctx context.Context, registrationKey, callback
 	return &psp.CallbackEndpoint{ID: endpoint.ID, URL: endpoint.URL, Secret: endpoint.Secret}, nil
 }
 
-// do sends one API request and decodes a 2xx answer into out. Any other
-// answer becomes a *psp.Error classified by status code and error type.
+// do sends one API request and decodes a 2xx response into out. Any other
+// response becomes a *psp.Error classified by status code and error type.
 func (c *client) do(ctx context.Context, method, path, idempotencyKey string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -249,7 +249,7 @@ func (c *client) do(ctx context.Context, method, path, idempotencyKey string, in
 	return nil
 }
 
-// responseError turns a non-2xx answer into a *psp.Error.
+// responseError turns a non-2xx response into a *psp.Error.
 func responseError(method, path string, status int, payload []byte) error {
 	var apiErr struct {
 		Error struct {
@@ -266,7 +266,7 @@ func responseError(method, path string, status int, payload []byte) error {
 	}
 	message := apiErr.Error.Message
 	if message == "" {
-		message = fmt.Sprintf("%s %s answered %s", method, path, http.StatusText(status))
+		message = fmt.Sprintf("%s %s returned %s", method, path, http.StatusText(status))
 	}
 	return &psp.Error{Kind: kind, Code: apiErr.Error.Type, Message: message, StatusCode: status}
 }
