@@ -70,13 +70,14 @@ func run() error {
 payment-operator is running. In another shell:
 
 export KUBECONFIG=%s
+export PATH=%s:$PATH   # for the kubectl that make demo built, if you have none
 kubectl get payments --watch
 kubectl describe payment order-1002
 
 Logs: %s and %s
 PSP simulator: %s (GET %s/_simulator/payments lists what it holds)
 Press Ctrl-C to stop everything.
-`, stack.KubeconfigPath, stack.Manager.LogPath, stack.Simulator.LogPath, stack.SimulatorURL, stack.SimulatorURL)
+`, stack.KubeconfigPath, filepath.Join(root, "bin"), stack.Manager.LogPath, stack.Simulator.LogPath, stack.SimulatorURL, stack.SimulatorURL)
 
 	select {
 	case <-signals:
