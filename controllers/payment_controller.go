@@ -299,7 +299,10 @@ func (r *PaymentReconciler) pspFailed(ctx context.Context, payment *v1alpha1.Pay
 		}
 		payment.Status.Phase = v1alpha1.PaymentFailed
 		payment.Status.FailureCode = code
-		payment.Status.FailureMessage = messageOf(callErr)
+		payment.Status.FailureMessage = callErr.Error()
+		if pspErr != nil {
+			payment.Status.FailureMessage = pspErr.Message
+		}
 		now := metav1.NewTime(r.now())
 		payment.Status.SettledAt = &now
 		meta.SetStatusCondition(&payment.Status.Conditions, metav1.Condition{

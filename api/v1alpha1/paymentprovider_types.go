@@ -101,9 +101,10 @@ type PaymentProviderSpec struct {
 
 	// PollInterval is how long after each check the operator asks the PSP
 	// again about an unresolved payment, plus up to a tenth more as jitter.
+	// It is a Go duration such as 30s, 5m or 1h.
 	// Callbacks normally settle payments first; the poll catches lost ones.
 	// +kubebuilder:default="1h"
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="pollInterval must be at least 1s"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(h|m|s|ms|us|ns))+$') && duration(self) >= duration('1s')",message="pollInterval must be a Go duration of at least 1s, such as 30s, 5m or 1h"
 	// +optional
 	PollInterval *metav1.Duration `json:"pollInterval,omitempty"`
 

@@ -72,9 +72,10 @@ func TestPaymentValidation(t *testing.T) {
 		{reason: "amount over the int64 range", field: "amount", value: 9.3e18, wantInMessage: "spec.amount"},
 		{reason: "fractional amount", field: "amount", value: 19.99, wantInMessage: "spec.amount"},
 		{reason: "lower-case currency", field: "currency", value: "usd", wantInMessage: "spec.currency"},
-		{reason: "unknown currency", field: "currency", value: "ABC", wantInMessage: "spec.currency: Invalid value: \"ABC\": currency must be an ISO 4217 code"},
+		{reason: "unknown currency", field: "currency", value: "ABC", wantInMessage: "unknown currency: use an ISO 4217 code"},
+		{reason: "testing currency code", field: "currency", value: "XTS", wantInMessage: "unknown currency"},
 		{reason: "currency too long", field: "currency", value: "USDT", wantInMessage: "spec.currency"},
-		{reason: "card number as payment method", field: "paymentMethod", value: "4242424242424242", wantInMessage: "spec.paymentMethod: Invalid value: \"4242424242424242\": paymentMethod looks like a card number"},
+		{reason: "card number as payment method", field: "paymentMethod", value: "4242424242424242", wantInMessage: "spec.paymentMethod: Invalid value: paymentMethod looks like a card number"},
 		{reason: "spaced card number as payment method", field: "paymentMethod", value: "4242 4242 4242 4242", wantInMessage: "spec.paymentMethod"},
 		{reason: "card number inside a token", field: "paymentMethod", value: "tok_4000056655665556", wantInMessage: "spec.paymentMethod"},
 		{reason: "missing provider reference", field: "providerRef", value: nil, wantInMessage: "spec.providerRef"},
@@ -101,6 +102,9 @@ func TestPaymentValidation(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.wantInMessage) {
 				t.Errorf("message %q does not contain %q", err.Error(), tc.wantInMessage)
+			}
+			if tc.field == "paymentMethod" && strings.Contains(err.Error(), "4242") {
+				t.Errorf("the message repeats the card number: %q", err.Error())
 			}
 			var stored v1alpha1.Payment
 			if getErr := k8sClient.Get(ctx, client.ObjectKeyFromObject(payment), &stored); !apierrors.IsNotFound(getErr) {
@@ -187,5 +191,57 @@ func TestProviderPaymentIDIsWriteOnce(t *testing.T) {
 	}
 	if stored.Status.ProviderPaymentID != "pay_first" {
 		t.Errorf("stored providerPaymentID = %q, want pay_first", stored.Status.ProviderPaymentID)
+	}
+}
+
+func TestPaymentProviderPollInterval(t *testing.T) {
+	cases := []struct {
+		reason    string
+		interval  string
+		wantError bool
+	}{
+		{reason: "an hour is accepted", interval: "1h"},
+		{reason: "a compound duration is accepted", interval: "1h30m"},
+		{reason: "less than a second is rejected", interval: "100ms", wantError: true},
+		{reason: "an unknown unit is rejected", interval: "1x", wantError: true},
+		{reason: "a bare number is rejected", interval: "60", wantError: true},
+	}
+	ctx := context.Background()
+	for i, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			provider := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": "payments.paymentoperator.dev/v1alpha1",
+				"kind":       "PaymentProvider",
+				"metadata":   map[string]any{"name": "poll-" + string(rune('a'+i)), "namespace": "default"},
+				"spec": map[string]any{
+					"type":                 "Simulator",
+					"endpoint":             "http://127.0.0.1:8090",
+					"credentialsSecretRef": map[string]any{"name": "credentials", "key": "apiKey"},
+					"webhook": map[string]any{
+						"url":              "https://payments.example.com/hooks/default/simulator",
+						"signingSecretRef": map[string]any{"name": "signing", "key": "secret"},
+					},
+					"pollInterval": tc.interval,
+				},
+			}}
+
+			err := k8sClient.Create(ctx, provider)
+
+			if !tc.wantError {
+				if err != nil {
+					t.Fatalf("create with pollInterval %q: %v", tc.interval, err)
+				}
+				return
+			}
+			if !apierrors.IsInvalid(err) {
+				t.Fatalf("create error = %v, want Invalid", err)
+			}
+			if want := "spec.pollInterval: Invalid value"; !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "Go duration of at least 1s") {
+				t.Errorf("message %q does not name spec.pollInterval and the expected format", err.Error())
+			}
+			if strings.Contains(err.Error(), "type conversion error") {
+				t.Errorf("message %q leaks a CEL conversion error", err.Error())
+			}
+		})
 	}
 }

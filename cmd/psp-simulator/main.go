@@ -2,7 +2,7 @@
 // It holds payments in memory and sends signed callbacks; docs/simulator.md describes
 // the API and the flags.
 //
-//	psp-simulator --listen 127.0.0.1:8081 --api-key sk_test_simulator --processing-delay 2s
+//	psp-simulator --listen 127.0.0.1:8090 --api-key sk_test_simulator --processing-delay 2s
 //
 // With --listen 127.0.0.1:0 it picks a free port, and its start line on stderr contains
 // "listening on 127.0.0.1:PORT".
@@ -64,7 +64,7 @@ func parseFlags(args []string, output io.Writer) (options, error) {
 
 	flags := flag.NewFlagSet("psp-simulator", flag.ContinueOnError)
 	flags.SetOutput(output)
-	flags.StringVar(&opts.listen, "listen", "127.0.0.1:8081", "`address` of the API; port 0 picks a free port")
+	flags.StringVar(&opts.listen, "listen", "127.0.0.1:8090", "`address` of the API; port 0 picks a free port")
 	flags.StringVar(&cfg.APIKey, "api-key", cfg.APIKey, "the only accepted API `key`")
 	flags.DurationVar(&cfg.ProcessingDelay, "processing-delay", cfg.ProcessingDelay, "time from create to a payment's outcome")
 	flags.DurationVar(&cfg.SlowDelay, "slow-delay", cfg.SlowDelay, "time from create to the outcome for the pm_slow token")

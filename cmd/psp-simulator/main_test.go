@@ -112,8 +112,8 @@ func TestParseFlagsDefaults(t *testing.T) {
 		t.Fatalf("parseFlags: %v", err)
 	}
 
-	if opts.listen != "127.0.0.1:8081" {
-		t.Errorf("listen = %q, want 127.0.0.1:8081", opts.listen)
+	if opts.listen != "127.0.0.1:8090" {
+		t.Errorf("listen = %q, want 127.0.0.1:8090", opts.listen)
 	}
 	if diff := cmp.Diff(simulator.DefaultConfig(), opts.config); diff != "" {
 		t.Errorf("config mismatch with the defaults of the doc (-want +got):\n%s", diff)

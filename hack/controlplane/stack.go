@@ -21,7 +21,7 @@ import (
 // The in-cluster URLs in config/samples, which a local stack replaces with
 // the addresses of its own processes.
 const (
-	samplesSimulatorURL = "http://payment-operator-psp-simulator.payment-operator-system.svc:8081"
+	samplesSimulatorURL = "http://payment-operator-psp-simulator.payment-operator-system.svc:8090"
 	samplesCallbackURL  = "http://payment-operator-callbacks.payment-operator-system.svc:9443"
 )
 

@@ -32,14 +32,19 @@ func run() error {
 		return err
 	}
 	dir := filepath.Join(root, ".demo")
-	// A previous run's files would only confuse; its processes ended with it.
+	// A previous run's files would only confuse; its processes were stopped
+	// when it ended.
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
 
-	// Handle Ctrl-C from the start, so an early one still cleans up.
+	// Handle Ctrl-C, SIGTERM and a closed terminal from the start, so an
+	// early one still cleans up. With SIGPIPE ignored, a write to a pipe
+	// whose reader died with the same Ctrl-C (as in make demo | tee) fails
+	// instead of killing the demo before it stops what it started.
+	signal.Ignore(syscall.SIGPIPE)
 	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 
 	fmt.Println("starting etcd, kube-apiserver, the PSP simulator and the manager ...")
 	stack, err := controlplane.StartStack(controlplane.StackOptions{

@@ -37,7 +37,7 @@ type Adapter struct{}
 func (Adapter) NewProvider(cfg psp.Config) (psp.Provider, error) {
 	base, err := url.Parse(cfg.Endpoint)
 	if err != nil || base.Scheme == "" || base.Host == "" {
-		return nil, fmt.Errorf("invalid simulator endpoint %q: expected an absolute URL such as http://psp-simulator:8081", cfg.Endpoint)
+		return nil, fmt.Errorf("invalid simulator endpoint %q: expected an absolute URL such as http://psp-simulator:8090", cfg.Endpoint)
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
