@@ -1,6 +1,6 @@
 // Package psp is the boundary between payment-operator and payment service
 // providers (PSPs). Each PSP has an adapter in a package of its own that
-// implements Provider and registers itself with Register; adding a PSP type
+// implements Adapter and registers itself with Register. So adding a PSP type
 // means adding one such package and one value of v1alpha1.ProviderType.
 package psp
 
