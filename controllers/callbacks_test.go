@@ -171,7 +171,7 @@ func TestSlowClientIsCutOff(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer conn.Close()
+		t.Cleanup(func() { _ = conn.Close() })
 		if _, err := io.WriteString(conn, partial); err != nil {
 			t.Fatal(err)
 		}
