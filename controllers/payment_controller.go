@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -165,7 +166,7 @@ func (r *PaymentReconciler) hold(ctx context.Context, payment *v1alpha1.Payment,
 		Reason: reason, Message: message, ObservedGeneration: payment.Generation,
 	})
 	if cond := meta.FindStatusCondition(base.Status.Conditions, v1alpha1.ConditionSubmitted); cond == nil || cond.Reason != reason {
-		r.Recorder.Eventf(payment, nil, corev1.EventTypeWarning, reason, "Submit", message)
+		r.Recorder.Eventf(payment, nil, corev1.EventTypeWarning, reason, "Submit", "%s", message)
 	}
 	return r.writeStatus(ctx, base, payment)
 }
@@ -288,6 +289,9 @@ func (r *PaymentReconciler) poll(ctx context.Context, payment *v1alpha1.Payment,
 func (r *PaymentReconciler) pspFailed(ctx context.Context, payment *v1alpha1.Payment, action string, callErr error) (ctrl.Result, error) {
 	base := payment.DeepCopy()
 	lifecycle.Describe(payment)
+	// A PSP may repeat the payment-method token in its error text, which
+	// must not reach a status, an Event or a log.
+	pspMessage := redact(messageOf(callErr), payment)
 
 	// Only a rejected create fails the payment: after a failed look-up or
 	// poll, a charge may exist at the PSP, so those are retried instead.
@@ -299,36 +303,41 @@ func (r *PaymentReconciler) pspFailed(ctx context.Context, payment *v1alpha1.Pay
 		}
 		payment.Status.Phase = v1alpha1.PaymentFailed
 		payment.Status.FailureCode = code
-		payment.Status.FailureMessage = callErr.Error()
+		payment.Status.FailureMessage = pspMessage
 		if pspErr != nil {
-			payment.Status.FailureMessage = pspErr.Message
+			payment.Status.FailureMessage = redact(pspErr.Message, payment)
 		}
 		now := metav1.NewTime(r.now())
 		payment.Status.SettledAt = &now
 		meta.SetStatusCondition(&payment.Status.Conditions, metav1.Condition{
 			Type: v1alpha1.ConditionSettled, Status: metav1.ConditionTrue, Reason: ReasonRejected,
-			Message: "The PSP rejected the payment: " + messageOf(callErr), ObservedGeneration: payment.Generation,
+			Message: "The PSP rejected the payment: " + pspMessage, ObservedGeneration: payment.Generation,
 		})
 		if err := r.writeStatus(ctx, base, payment); err != nil {
 			return ctrl.Result{}, err
 		}
-		log.FromContext(ctx).Info("PSP rejected the payment", "code", code, "message", messageOf(callErr))
-		r.Recorder.Eventf(payment, nil, corev1.EventTypeWarning, ReasonRejected, action, "The PSP rejected the payment: %s", messageOf(callErr))
+		log.FromContext(ctx).Info("PSP rejected the payment", "code", code, "message", pspMessage)
+		r.Recorder.Eventf(payment, nil, corev1.EventTypeWarning, ReasonRejected, action, "The PSP rejected the payment: %s", pspMessage)
 		return ctrl.Result{}, nil
 	}
 
-	message := fmt.Sprintf("%s failed, retrying with backoff: %s", action, messageOf(callErr))
-	meta.SetStatusCondition(&payment.Status.Conditions, metav1.Condition{
-		Type: v1alpha1.ConditionProviderReachable, Status: metav1.ConditionFalse,
-		Reason: "CallFailed", Message: message, ObservedGeneration: payment.Generation,
-	})
+	// The condition and the Event are written when the PSP first fails, not
+	// on every retry, so changing error text (such as a time left) does not
+	// cost a status write per retry. Each retry's error is logged.
 	if cond := meta.FindStatusCondition(base.Status.Conditions, v1alpha1.ConditionProviderReachable); cond == nil || cond.Status != metav1.ConditionFalse {
-		r.Recorder.Eventf(payment, nil, corev1.EventTypeWarning, ReasonProviderUnreachable, action, message)
+		message := fmt.Sprintf("%s failed, retrying with backoff: %s", action, pspMessage)
+		meta.SetStatusCondition(&payment.Status.Conditions, metav1.Condition{
+			Type: v1alpha1.ConditionProviderReachable, Status: metav1.ConditionFalse,
+			Reason: "CallFailed", Message: message, ObservedGeneration: payment.Generation,
+		})
+		r.Recorder.Eventf(payment, nil, corev1.EventTypeWarning, ReasonProviderUnreachable, action, "%s", message)
 	}
 	if err := r.writeStatus(ctx, base, payment); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, fmt.Errorf("%s at the PSP: %w", action, callErr)
+	// The returned error carries the redacted text only, since
+	// controller-runtime logs it; nothing inspects its chain.
+	return ctrl.Result{}, fmt.Errorf("%s at the PSP: %s", action, pspMessage)
 }
 
 // recordPhase records an Event, and for a terminal phase the settled
@@ -420,6 +429,14 @@ func reserve(pspClient *providers.Client) time.Duration {
 		return delay
 	}
 	return 0
+}
+
+// redact replaces the payment's payment-method token in text.
+func redact(text string, payment *v1alpha1.Payment) string {
+	if payment.Spec.PaymentMethod == "" {
+		return text
+	}
+	return strings.ReplaceAll(text, payment.Spec.PaymentMethod, "[payment method]")
 }
 
 // messageOf returns the text of the PSP error inside err, without the

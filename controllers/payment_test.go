@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -53,6 +54,9 @@ func TestPaymentOutcomes(t *testing.T) {
 			}
 			if tc.wantCode != "" && settled.Status.FailureMessage == "" {
 				t.Error("failureMessage is empty for a failed payment")
+			}
+			if strings.Contains(fmt.Sprint(settled.Status), tc.token) {
+				t.Errorf("the status contains the payment-method token %s: %+v", tc.token, settled.Status)
 			}
 			if settled.Status.DisplayAmount != "19.99 USD" {
 				t.Errorf("displayAmount = %q, want \"19.99 USD\"", settled.Status.DisplayAmount)

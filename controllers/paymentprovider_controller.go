@@ -184,7 +184,7 @@ func (r *PaymentProviderReconciler) pspNotReady(provider *v1alpha1.PaymentProvid
 
 func (r *PaymentProviderReconciler) notReady(provider *v1alpha1.PaymentProvider, reason, message string) {
 	if cond := meta.FindStatusCondition(provider.Status.Conditions, v1alpha1.ConditionReady); cond == nil || cond.Reason != reason {
-		r.Recorder.Eventf(provider, nil, corev1.EventTypeWarning, reason, "Check", message)
+		r.Recorder.Eventf(provider, nil, corev1.EventTypeWarning, reason, "Check", "%s", message)
 	}
 	meta.SetStatusCondition(&provider.Status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason,

@@ -109,8 +109,9 @@ func (s *Server) outcomeOf(token string) (outcome, error) {
 		}, nil
 	}
 
-	return outcome{}, fmt.Errorf("invalid payment_method %q: use %s, %s, %s or %s<code> such as %sinsufficient_funds",
-		token, TokenSuccess, TokenRequiresAction, TokenSlow, TokenDeclinePrefix, TokenDeclinePrefix)
+	// The token is not repeated: a payment-method token does not belong in error messages.
+	return outcome{}, fmt.Errorf("unknown payment_method token: use %s, %s, %s or %s<code> such as %sinsufficient_funds",
+		TokenSuccess, TokenRequiresAction, TokenSlow, TokenDeclinePrefix, TokenDeclinePrefix)
 }
 
 func declineMessage(code string) string {
