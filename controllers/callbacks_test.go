@@ -35,6 +35,8 @@ func (c callbackRequest) send(t *testing.T) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	// Sign the body as the PSP would, then tamper with it if the case asks.
 	if c.secret != "" {
 		signer, err := standardwebhooks.NewWebhook(c.secret)
 		if err != nil {
@@ -48,6 +50,7 @@ func (c callbackRequest) send(t *testing.T) (int, string) {
 		req.Header.Set("webhook-timestamp", strconv.FormatInt(c.signedAt.Unix(), 10))
 		req.Header.Set("webhook-signature", signature)
 	}
+
 	if c.tamper != nil {
 		body = c.tamper(body)
 	}
@@ -56,13 +59,14 @@ func (c callbackRequest) send(t *testing.T) (int, string) {
 	if c.contentType != "" {
 		req.Header.Set("Content-Type", c.contentType)
 	}
+
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	answer, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(answer)
+	response, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(response)
 }
 
 func TestCallbackBadInput(t *testing.T) {
