@@ -87,6 +87,8 @@ func Advance(status *v1alpha1.PaymentStatus, reported *psp.Payment, generation i
 		return true, nil
 	}
 	if next == v1alpha1.PaymentFailed {
+		// NOTE: the decline message is stored as the PSP sent it. Unlike the
+		// create path, nothing here removes a payment-method token from it.
 		status.FailureCode = reported.FailureCode
 		status.FailureMessage = reported.FailureMessage
 	}
